@@ -1,0 +1,3 @@
+"""gankit: the classic GAN family, trainable, measurable and trustworthy on an ordinary machine."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,8 @@
+"""The one exception type users see: a clear, single-line message, never a traceback."""
+
+
+class GankitError(Exception):
+    """A problem with the user's input or environment, phrased as what was wrong and what to do.
+
+    The CLI prints ``gankit: <message>`` and exits with status 2 (1 for training failures).
+    """
