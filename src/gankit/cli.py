@@ -1,0 +1,178 @@
+"""``gankit`` command line. Every user error is one line and a non-zero exit, no traceback."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from gankit.errors import GankitError
+
+TRAIN_EXAMPLES = """examples:
+  gankit train wgan-gp --data 8gaussians                      # family defaults
+  gankit train wgan --data 25gaussians --steps 2000 seed=3 lr=1e-4
+  gankit train gan --data ring --config my.yaml --out runs/ring-gan
+  gankit train --resume runs/00000-wgan-gp-8gaussians steps=6000   # continue, even after Ctrl-C
+  gankit train wgan-gp --data 8gaussians --dry-run           # print the resolved config
+"""
+
+SAMPLE_EXAMPLES = """examples:
+  gankit sample runs/00000-wgan-gp-8gaussians --n 2000 --seed 1 --out samples.png
+"""
+
+EVAL_EXAMPLES = """examples:
+  gankit eval runs/00000-wgan-gp-8gaussians    # JSON on stdout, also appended to metrics.jsonl
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    from gankit.data import DATASETS
+    from gankit.models import MODELS
+
+    root = argparse.ArgumentParser(
+        prog="gankit",
+        description="Train, sample and evaluate classic GANs on an ordinary machine.",
+        epilog="run `gankit COMMAND --help` for each command's options and examples",
+    )
+    sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    fmt = {"formatter_class": argparse.RawDescriptionHelpFormatter}
+
+    train = sub.add_parser("train", help="train a model", epilog=TRAIN_EXAMPLES, **fmt)
+    train.add_argument("model", nargs="?", help=f"one of: {', '.join(MODELS)}")
+    train.add_argument("overrides", nargs="*", help="config overrides key=value (seed=3, lr=1e-4)")
+    train.add_argument("--data", help=f"dataset: {', '.join(DATASETS)}, or a folder")
+    train.add_argument("--steps", help="generator steps (default: the family's preset)")
+    train.add_argument("--out", help="run directory (default: runs/NNNNN-MODEL-DATA)")
+    train.add_argument("--config", help="YAML with keys model, data, train, model_config")
+    train.add_argument("--device", help="auto (default), cpu, cuda, cuda:N")
+    train.add_argument(
+        "--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint"
+    )
+    train.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+
+    sample = sub.add_parser("sample", help="draw samples from a run", epilog=SAMPLE_EXAMPLES, **fmt)
+    sample.add_argument("run_dir", help="a run directory made by gankit train")
+    sample.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    sample.add_argument("--seed", type=int, default=0, help="noise seed: same seed, same file")
+    sample.add_argument("--out", default="samples.png", help="PNG file to write")
+    sample.add_argument("--checkpoint", help="a specific checkpoint file (default: the latest)")
+    sample.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
+
+    ev = sub.add_parser(
+        "eval", help="evaluate a run's latest checkpoint", epilog=EVAL_EXAMPLES, **fmt
+    )
+    ev.add_argument("run_dir", help="a run directory made by gankit train")
+    ev.add_argument("--n", type=int, help="samples to evaluate (default: the run's eval_samples)")
+    ev.add_argument("--checkpoint", help="a specific checkpoint file (default: the latest)")
+    ev.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
+    return root
+
+
+def _train(args: argparse.Namespace) -> None:
+    from gankit import runs
+    from gankit.config import save_yaml
+    from gankit.device import resolve_device
+    from gankit.trainer import Run, Trainer
+
+    overrides = list(args.overrides)
+    if args.model and "=" in args.model:
+        overrides.insert(0, args.model)
+        args.model = None
+    if args.steps is not None:
+        overrides.append(f"steps={args.steps}")
+    if args.device is not None:
+        overrides.append(f"device={args.device}")
+    if args.resume:
+        run_dir = runs.require_run(args.resume)
+        ckpt = runs.latest_checkpoint(run_dir)
+        run = Run.from_checkpoint(ckpt, device=args.device or "auto")
+        changed = runs.resolve(run.cfg.model, run.cfg.data, run.cfg.to_dict(), overrides)
+        run.cfg.train = changed.train  # only loop settings may change on resume
+        print(f"resuming {run_dir} from {ckpt.name} (step {run.step})", file=sys.stderr)
+    else:
+        if args.config:
+            cfg = runs.from_yaml_file(args.config, args.model, args.data)
+            cfg = runs.resolve(cfg.model, cfg.data, cfg.to_dict(), overrides)
+        else:
+            if not args.model:
+                raise GankitError("name a model: gankit train MODEL --data DATA (see --help)")
+            if not args.data:
+                raise GankitError("name a dataset with --data (e.g. --data 8gaussians)")
+            cfg = runs.resolve(args.model, args.data, None, overrides)
+        if args.dry_run:
+            import yaml
+
+            print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+            return
+        run_dir = (
+            Path(args.out) if args.out else runs.next_run_dir(Path("runs"), cfg.model, cfg.data)
+        )
+        if runs.latest_checkpoint_or_none(run_dir) is not None:
+            raise GankitError(
+                f"{run_dir} already holds a run: use --resume {run_dir} or another --out"
+            )
+        run = Run(cfg, resolve_device(cfg.train.device))
+        print(f"training {cfg.model} on {cfg.data} into {run_dir} ({run.device})", file=sys.stderr)
+    save_yaml(run.cfg.to_dict(), run_dir / "config.yaml") if run_dir.exists() else None
+    metrics = Trainer(run, run_dir).fit()
+    print(json.dumps({"run_dir": str(run_dir), "step": run.step, **metrics}))
+
+
+def _load(args: argparse.Namespace):
+    from gankit import runs
+    from gankit.trainer import Run
+
+    run_dir = runs.require_run(args.run_dir)
+    ckpt = Path(args.checkpoint) if args.checkpoint else runs.latest_checkpoint(run_dir)
+    return run_dir, ckpt, Run.from_checkpoint(ckpt, device=args.device)
+
+
+def _sample(args: argparse.Namespace) -> None:
+    if args.n < 1:
+        raise GankitError(f"--n {args.n}: the number of samples must be at least 1")
+    _, ckpt, run = _load(args)
+    fake = run.samples(args.n, seed=args.seed)
+    out = Path(args.out)
+    run.data.render(fake, out, title=f"{run.cfg.model} step {run.step} seed {args.seed}")
+    print(f"wrote {args.n} samples from {ckpt} to {out}", file=sys.stderr)
+
+
+def _eval(args: argparse.Namespace) -> None:
+    run_dir, ckpt, run = _load(args)
+    n = args.n or run.cfg.train.eval_samples
+    if n < 10:
+        raise GankitError(f"--n {n}: evaluate at least 10 samples")
+    metrics = {"step": run.step, "checkpoint": ckpt.name, "n": n, **run.evaluate(n)}
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        f.write(json.dumps({"source": "gankit eval", **metrics}) + "\n")
+    print(json.dumps(metrics, indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    unknown = [a for a in extra if "=" not in a or a.startswith("-")]
+    if unknown or (extra and args.command != "train"):
+        parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
+    if args.command == "train":
+        args.overrides = list(args.overrides) + extra
+    from gankit.trainer import Interrupted, TrainingDiverged
+
+    try:
+        {"train": _train, "sample": _sample, "eval": _eval}[args.command](args)
+    except Interrupted as exc:
+        print(f"gankit: {exc}", file=sys.stderr)
+        return 130
+    except TrainingDiverged as exc:
+        print(f"gankit: {exc}", file=sys.stderr)
+        return 1
+    except GankitError as exc:
+        print(f"gankit: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gankit: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""Typed run configuration: dataclass defaults < family defaults < YAML file < CLI ``key=value``.
+
+A run's ``config.yaml`` has four keys: ``model`` (family name), ``data`` (dataset name or path),
+``train`` (:class:`TrainConfig` fields) and ``model_config`` (the family's config fields).
+CLI overrides are flat (``seed=3``, ``lr=1e-4``) or dotted (``train.seed=3``); a key that exists
+nowhere fails with the closest valid names.
+"""
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from gankit.errors import GankitError
+
+
+def option(default: Any, help: str, **checks: Any) -> Any:
+    """A dataclass field whose ``help`` is the CLI documentation and ``checks`` its bounds."""
+    return field(default=default, metadata={"help": help, **checks})
+
+
+@dataclass
+class TrainConfig:
+    """Settings of the training loop, shared by every GAN family."""
+
+    steps: int = option(5000, "generator updates to run", min=1)
+    batch_size: int = option(256, "samples per batch", min=1)
+    seed: int = option(0, "seed for weights, noise and data order", min=0)
+    device: str = option("auto", "auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
+    log_every: int = option(50, "steps between metrics.jsonl/TensorBoard loss records", min=1)
+    sample_every: int = option(1000, "steps between sample images in samples/", min=1)
+    eval_every: int = option(1000, "steps between metric evaluations", min=1)
+    ckpt_every: int = option(1000, "steps between checkpoints", min=1)
+    keep_last: int = option(3, "checkpoints kept (older ones are deleted)", min=1)
+    eval_samples: int = option(2000, "generated samples per evaluation", min=10)
+    ema: bool = option(False, "keep an exponential moving average of the generator weights")
+    ema_decay: float = option(0.999, "EMA decay per step", min=0.0, max=1.0)
+    progress: bool = option(True, "show a progress bar with live losses")
+
+
+@dataclass
+class RunConfig:
+    """Everything needed to rebuild a run: stored as config.yaml and inside every checkpoint."""
+
+    model: str
+    data: str
+    train: TrainConfig
+    model_config: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "data": self.data,
+            "train": _plain(dataclasses.asdict(self.train)),
+            "model_config": _plain(dataclasses.asdict(self.model_config)),
+        }
+
+
+def _plain(d: dict[str, Any]) -> dict[str, Any]:
+    """Tuples become lists so that yaml.safe_dump and weights-only checkpoints accept them."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return " | ".join(str(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", str(tp))
+
+
+def coerce(value: Any, tp: Any, key: str) -> Any:
+    """Convert a YAML/CLI value to the field type ``tp``, or fail naming the key and type."""
+    origin = typing.get_origin(tp)
+    if origin in (types.UnionType, typing.Union):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            return None
+        return coerce(value, args[0], key)
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise GankitError(f"{key}={value!r} is not one of {', '.join(map(str, choices))}")
+        return value
+    if origin is tuple:
+        parts = value.split(",") if isinstance(value, str) else value
+        if not isinstance(parts, list | tuple):
+            raise GankitError(f"{key}={value!r}: expected a comma-separated list like 0.5,0.999")
+        item = typing.get_args(tp)[0]
+        return tuple(coerce(p, item, key) for p in parts)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("1", "true", "yes", "on"):
+            return True
+        if str(value).lower() in ("0", "false", "no", "off"):
+            return False
+        raise GankitError(f"{key}={value!r} is not a boolean: use true or false")
+    if tp in (int, float):
+        if isinstance(value, bool):
+            raise GankitError(f"{key}={value!r} is not a number")
+        try:
+            number = float(value)
+            if tp is int:
+                if not number.is_integer():
+                    raise ValueError
+                return int(number)
+            return number
+        except (TypeError, ValueError):
+            raise GankitError(f"{key}={value!r} is not a valid {tp.__name__}") from None
+    if tp is str:
+        return str(value)
+    raise GankitError(f"{key}: unsupported field type {_type_name(tp)}")
+
+
+def check_bounds(cfg: Any, prefix: str = "") -> None:
+    """Raise a GankitError for any field outside its declared ``min``/``max``."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if value is None or not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        lo, hi = f.metadata.get("min"), f.metadata.get("max")
+        if lo is not None and value < lo:
+            raise GankitError(f"{prefix}{f.name}={value} is too small: it must be >= {lo}")
+        if hi is not None and value > hi:
+            raise GankitError(f"{prefix}{f.name}={value} is too large: it must be <= {hi}")
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def apply(cfg: Any, values: dict[str, Any], section: str) -> Any:
+    """Return a copy of dataclass ``cfg`` with ``values`` coerced and set; unknown keys fail."""
+    hints = _hints(type(cfg))
+    for key in values:
+        if key not in hints:
+            raise unknown_key(f"{section}.{key}", [f"{section}.{k}" for k in hints])
+    new = {k: coerce(v, hints[k], k) for k, v in values.items()}
+    out = dataclasses.replace(cfg, **new)
+    check_bounds(out)
+    return out
+
+
+def unknown_key(key: str, valid: list[str]) -> GankitError:
+    close = difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
+    hint = f"; did you mean {', '.join(close)}?" if close else f"; valid keys: {', '.join(valid)}"
+    return GankitError(f"unknown config key '{key}'{hint}")
+
+
+def parse_overrides(items: list[str]) -> list[tuple[str, str]]:
+    """Split CLI ``key=value`` items; anything else is a clear error."""
+    pairs = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise GankitError(f"cannot read '{item}': overrides are key=value, e.g. seed=3")
+        pairs.append((key.strip(), value.strip()))
+    return pairs
+
+
+def route_overrides(
+    pairs: list[tuple[str, str]], train: TrainConfig, model_cfg: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Send each flat or dotted key to the train or model_config section."""
+    train_keys, model_keys = set(_hints(TrainConfig)), set(_hints(type(model_cfg)))
+    to_train, to_model = {}, {}
+    for key, value in pairs:
+        section, _, name = key.rpartition(".")
+        if section in ("", "train") and name in train_keys:
+            to_train[name] = value
+        elif section in ("", "model_config") and name in model_keys:
+            to_model[name] = value
+        else:
+            valid = sorted(train_keys | model_keys)
+            raise unknown_key(key, valid)
+    return to_train, to_model
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a config YAML (safe loader) and check its top-level layout."""
+    p = Path(path)
+    if not p.is_file():
+        raise GankitError(f"config file {p} does not exist")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        line = getattr(getattr(exc, "problem_mark", None), "line", None)
+        where = f" at line {line + 1}" if line is not None else ""
+        raise GankitError(f"{p} is not valid YAML{where}: fix the syntax") from None
+    if not isinstance(data, dict):
+        raise GankitError(f"{p} must hold a mapping with keys model, data, train, model_config")
+    allowed = ["model", "data", "train", "model_config"]
+    for key in data:
+        if key not in allowed:
+            raise unknown_key(str(key), allowed)
+    return data
+
+
+def save_yaml(data: dict[str, Any], path: Path) -> None:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))

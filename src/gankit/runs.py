@@ -1,0 +1,89 @@
+"""Run directories and config resolution: what ``gankit train/sample/eval`` share.
+
+A run directory holds ``config.yaml``, ``checkpoints/step_*.pt``, ``samples/*.png``,
+``metrics.jsonl`` and TensorBoard events under ``tb/``.
+"""
+
+import re
+from pathlib import Path
+from typing import Any
+
+from gankit import checkpoint
+from gankit.config import (
+    RunConfig,
+    TrainConfig,
+    apply,
+    load_yaml,
+    parse_overrides,
+    route_overrides,
+    unknown_key,
+)
+from gankit.errors import GankitError
+from gankit.models import MODELS, GANModel
+
+
+def model_class(name: str) -> type[GANModel]:
+    if name not in MODELS:
+        raise unknown_key(name, sorted(MODELS)) from None
+    return MODELS[name]
+
+
+def resolve(
+    model: str,
+    data: str,
+    yaml_values: dict[str, Any] | None = None,
+    overrides: list[str] | None = None,
+) -> RunConfig:
+    """Dataclass defaults < the family's ``train_defaults`` < YAML values < CLI overrides."""
+    yaml_values = yaml_values or {}
+    cls = model_class(model)
+    train = apply(TrainConfig(), cls.train_defaults, "train")
+    train = apply(train, yaml_values.get("train") or {}, "train")
+    model_cfg = apply(cls.Config(), yaml_values.get("model_config") or {}, "model_config")
+    to_train, to_model = route_overrides(parse_overrides(overrides or []), train, model_cfg)
+    return RunConfig(
+        model, data, apply(train, to_train, "train"), apply(model_cfg, to_model, "model_config")
+    )
+
+
+def from_dict(values: dict[str, Any]) -> RunConfig:
+    """Rebuild a RunConfig stored in config.yaml or a checkpoint."""
+    return resolve(values["model"], values["data"], values)
+
+
+def from_yaml_file(path: str | Path, model: str | None, data: str | None) -> RunConfig:
+    values = load_yaml(path)
+    model = model or values.get("model")
+    data = data or values.get("data")
+    if not model or not data:
+        raise GankitError(f"{path} names no model/data: give them on the command line")
+    return resolve(model, data, values)
+
+
+def next_run_dir(root: Path, model: str, data: str) -> Path:
+    """``runs/00003-wgan-gp-8gaussians``: numbered so runs sort by creation."""
+    root.mkdir(parents=True, exist_ok=True)
+    numbers = [int(m.group(1)) for p in root.iterdir() if (m := re.match(r"(\d{5})-", p.name))]
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(data).name or data)
+    return root / f"{max(numbers, default=-1) + 1:05d}-{model}-{slug}"
+
+
+def require_run(run_dir: str | Path) -> Path:
+    """The run directory, or a clear error when ``run_dir`` is not one."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise GankitError(f"{path} does not exist: give a run directory made by `gankit train`")
+    if not (path / "config.yaml").is_file() and checkpoint.latest(path / "checkpoints") is None:
+        raise GankitError(f"{path} is not a gankit run (no config.yaml, no checkpoints/)")
+    return path
+
+
+def latest_checkpoint(run_dir: Path) -> Path:
+    found = checkpoint.latest(run_dir / "checkpoints")
+    if found is None:
+        raise GankitError(f"{run_dir} has no checkpoint yet: train it first (gankit train ...)")
+    return found
+
+
+def latest_checkpoint_or_none(run_dir: Path) -> Path | None:
+    return checkpoint.latest(run_dir / "checkpoints")

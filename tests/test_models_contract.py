@@ -1,0 +1,80 @@
+"""Every family in MODELS honours the contract on points and on images (tiny configs)."""
+
+import pytest
+import torch
+
+from gankit.data import DataSpec
+from gankit.errors import GankitError
+from gankit.models import MODELS
+from gankit.models.wgan import WGAN, WGANConfig
+from gankit.models.wgan_gp import WGANGP, WGANGPConfig
+
+SPECS = [DataSpec("points", "points", (2,)), DataSpec("img", "images", (1, 28, 28))]
+
+
+def _stream(spec: DataSpec, n: int = 16):
+    gen = torch.Generator().manual_seed(0)
+    while True:
+        yield torch.rand((n, *spec.shape), generator=gen) * 2 - 1
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.kind)
+def test_family_contract(name, spec):
+    cls = MODELS[name]
+    torch.manual_seed(0)
+    model = cls(cls.Config.tiny(), spec)
+    model.setup()
+    logs = model.train_step(_stream(spec), step=30)
+    assert {"loss/d", "loss/g"} <= set(logs)
+    assert all(isinstance(v, float) for v in logs.values())
+    gen = torch.Generator().manual_seed(1)
+    out = model.sample(5, generator=gen)
+    assert out.shape == (5, *spec.shape)
+    again = model.sample(5, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(out, again)
+    assert set(model.generators()) and model.training_state()["optimizers"]
+
+
+def test_wgan_clips_critic_weights():
+    model = WGAN(WGANConfig.tiny(), SPECS[0])
+    model.setup()
+    model.train_step(_stream(SPECS[0]), step=30)
+    c = model.cfg.clip
+    assert all(p.abs().max() <= c + 1e-12 for p in model.critic.parameters())
+
+
+@pytest.mark.parametrize("cls, cfg", [(WGAN, WGANConfig.tiny()), (WGANGP, WGANGPConfig.tiny())])
+def test_critic_score_rises_on_real_and_falls_on_fake(cls, cfg):
+    """The WGAN sign convention: critic steps raise E[f(real)] − E[f(fake)] (PITFALL 16)."""
+    torch.manual_seed(0)
+    cfg.n_critic, cfg.lr = 20, 1e-3
+    model = cls(cfg, SPECS[0])
+    model.setup()
+    real = torch.randn(256, 2) * 0.1 + torch.tensor([2.0, 0.0])
+    with torch.no_grad():
+        fake = model.generator(torch.randn(256, cfg.z_dim))
+        before = model.critic(real).mean() - model.critic(fake).mean()
+    for _ in range(cfg.n_critic):
+        loss, _ = model.critic_loss(real, fake)
+        model.optimizers["d"].zero_grad()
+        loss.backward()
+        model.optimizers["d"].step()
+        model.after_critic_step()
+    with torch.no_grad():
+        after = model.critic(real).mean() - model.critic(fake).mean()
+    assert after > before
+
+
+def test_batchnorm_in_gp_critic_is_refused():
+    with pytest.raises(GankitError, match="BatchNorm.*use norm=layer"):
+        WGANGP(WGANGPConfig(critic_norm="batch"), SPECS[0])
+    WGANGP(WGANGPConfig(critic_norm="batch", constraint="sn"), SPECS[0])  # no penalty: allowed
+
+
+def test_spectral_norm_option_has_no_penalty():
+    model = WGANGP(WGANGPConfig(constraint="sn", hidden=16, depth=1), SPECS[0])
+    model.setup()
+    logs = model.train_step(_stream(SPECS[0]), step=0)
+    assert "loss/gp" not in logs
+    assert any("parametrizations" in n for n, _ in model.critic.named_parameters())
