@@ -50,7 +50,9 @@ def test_bad_overrides_are_clear(override, words):
 def test_unknown_yaml_key(tmp_path):
     yaml_file = tmp_path / "c.yaml"
     yaml_file.write_text("model: gan\ndata: ring\ntrain: {stepz: 3}\n")
-    with pytest.raises(GankitError, match="unknown config key 'train.stepz'; did you mean train.steps"):
+    with pytest.raises(
+        GankitError, match="unknown config key 'train.stepz'; did you mean train.steps"
+    ):
         from_yaml_file(yaml_file, None, None)
     yaml_file.write_text("model: gan\ndata: ring\ntrian: {}\n")
     with pytest.raises(GankitError, match="unknown config key 'trian'"):

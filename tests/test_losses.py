@@ -45,7 +45,9 @@ def test_reconstruction_losses_hand_values():
     assert losses.recon_l1(x, y).item() == pytest.approx((0.5 + 2 + 1 + 3) / 4)
     assert losses.recon_l2(x, y).item() == pytest.approx((0.25 + 4 + 1 + 9) / 4)
     # δ = 1: ½a² for |a| ≤ 1, else |a| − ½
-    assert losses.recon_huber(x, y, delta=1.0).item() == pytest.approx((0.125 + 1.5 + 0.5 + 2.5) / 4)
+    assert losses.recon_huber(x, y, delta=1.0).item() == pytest.approx(
+        (0.125 + 1.5 + 0.5 + 2.5) / 4
+    )
 
 
 def test_interpolation_weight_is_per_sample_not_per_pixel():

@@ -17,6 +17,9 @@ TRAIN_EXAMPLES = """examples:
 
 SAMPLE_EXAMPLES = """examples:
   gankit sample runs/00000-wgan-gp-8gaussians --n 2000 --seed 1 --out samples.png
+  gankit sample runs/00001-cgan-mnist --label 7 --n 64 --out sevens.png
+  gankit sample runs/00001-cgan-mnist --label all --n 100 --out grid.png      # a row per class
+  gankit sample runs/00001-cgan-mnist --label all --interpolate --out walk.png # latent walks
 """
 
 EVAL_EXAMPLES = """examples:
@@ -54,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     sample.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
     sample.add_argument("--seed", type=int, default=0, help="noise seed: same seed, same file")
     sample.add_argument("--out", default="samples.png", help="PNG file to write")
+    sample.add_argument("--label", help="conditional models: a class index, or 'all' (row each)")
+    sample.add_argument("--interpolate", action="store_true", help="latent walk along each row")
     sample.add_argument("--checkpoint", help="a specific checkpoint file (default: the latest)")
     sample.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
 
@@ -130,10 +135,31 @@ def _sample(args: argparse.Namespace) -> None:
     if args.n < 1:
         raise GankitError(f"--n {args.n}: the number of samples must be at least 1")
     _, ckpt, run = _load(args)
-    fake = run.samples(args.n, seed=args.seed)
+    n, nrow, kwargs = args.n, 10, {}
+    if run.model.conditional:
+        k = run.data.spec.num_classes
+        if args.label in (None, "all"):
+            nrow = max(1, n // k)
+            n, kwargs = nrow * k, {"label": None}
+        else:
+            kwargs = {"label": _label(args.label, run.data.spec.class_names)}
+        kwargs["interpolate"] = args.interpolate
+    elif args.label is not None or args.interpolate:
+        raise GankitError(f"{run.cfg.model} is unconditional: --label/--interpolate need cgan")
+    fake = run.samples(n, seed=args.seed, **kwargs)
     out = Path(args.out)
-    run.data.render(fake, out, title=f"{run.cfg.model} step {run.step} seed {args.seed}")
+    run.data.render(fake, out, title=f"{run.cfg.model} step {run.step} seed {args.seed}", nrow=nrow)
     print(f"wrote {args.n} samples from {ckpt} to {out}", file=sys.stderr)
+
+
+def _label(text: str, names: list[str]) -> int:
+    """A class index, or a class name as the dataset spells it (case-insensitive)."""
+    if text.lstrip("-").isdigit():
+        return int(text)
+    lowered = [name.lower() for name in names]
+    if text.lower() in lowered:
+        return lowered.index(text.lower())
+    raise GankitError(f"--label {text!r}: give a class index 0..{len(names) - 1}, a name or 'all'")
 
 
 def _eval(args: argparse.Namespace) -> None:

@@ -31,6 +31,7 @@ class TrainConfig:
     steps: int = option(5000, "generator updates to run", min=1)
     batch_size: int = option(256, "samples per batch", min=1)
     seed: int = option(0, "seed for weights, noise and data order", min=0)
+    image_size: int = option(0, "resize images to this side (0 keeps the dataset's size)", min=0)
     device: str = option("auto", "auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
     log_every: int = option(50, "steps between metrics.jsonl/TensorBoard loss records", min=1)
     sample_every: int = option(1000, "steps between sample images in samples/", min=1)

@@ -61,7 +61,7 @@ class Run:
     def __init__(self, cfg: RunConfig, device: torch.device) -> None:
         self.cfg, self.device = cfg, device
         torch.manual_seed(cfg.train.seed)
-        self.data: DataSource = open_data(cfg.data, seed=cfg.train.seed)
+        self.data: DataSource = open_data(cfg.data, cfg.train.seed, cfg.train.image_size)
         cls = model_class(cfg.model)
         if self.data.spec.kind not in cls.kinds:
             raise GankitError(f"model {cfg.model} cannot train on {self.data.spec.kind} data")
@@ -170,7 +170,7 @@ class Trainer:
 
     def save_samples(self, step: int) -> Path:
         path = self.dir / "samples" / f"step_{step:08d}.png"
-        fake = self.run.samples(min(self.train.eval_samples, 2000), seed=self.train.seed)
+        fake = self.run.samples(self.run.data.preview_n, seed=self.train.seed)
         self.run.data.render(fake, path, title=f"{self.run.cfg.model} step {step}")
         if self.writer is not None:
             import numpy as np
@@ -228,6 +228,7 @@ class Trainer:
                     )
         if self.writer is not None:
             self.writer.close()
+            self.writer = None
         return self.last_eval
 
     def check_finite(self, logs: dict[str, float]) -> None:

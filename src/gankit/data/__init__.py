@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gankit.data.images import DATASETS as IMAGE_DATASETS
+from gankit.data.images import ImageDataset, load_image_dataset, to_float
 from gankit.data.toy import TOY, ToyDistribution, parallel_line
 from gankit.errors import GankitError
 
@@ -35,6 +37,7 @@ class DataSource:
     """Base class: an endless stream of batches with a saveable random state."""
 
     spec: DataSpec
+    preview_n: int  # samples in each picture written during training
 
     def __init__(self, seed: int) -> None:
         self.generator = torch.Generator().manual_seed(seed)
@@ -46,8 +49,8 @@ class DataSource:
         """``n`` real samples drawn with their own seed (for metrics; training order untouched)."""
         raise NotImplementedError
 
-    def render(self, fake: Tensor, path: Path, title: str = "") -> None:
-        """Write a picture of generated samples to ``path`` (PNG)."""
+    def render(self, fake: Tensor, path: Path, title: str = "", nrow: int = 10) -> None:
+        """Write a picture of generated samples to ``path`` (PNG); ``nrow`` images per grid row."""
         raise NotImplementedError
 
     def evaluate(self, fake: Tensor, seed: int) -> dict[str, float]:
@@ -64,6 +67,8 @@ class DataSource:
 class ToySource(DataSource):
     """Fresh samples of a 2-D toy distribution every batch."""
 
+    preview_n = 2000
+
     def __init__(self, dist: ToyDistribution, seed: int) -> None:
         super().__init__(seed)
         self.dist = dist
@@ -75,7 +80,7 @@ class ToySource(DataSource):
     def reference(self, n: int, seed: int) -> Tensor:
         return self.dist.sample(n, torch.Generator().manual_seed(seed))
 
-    def render(self, fake: Tensor, path: Path, title: str = "") -> None:
+    def render(self, fake: Tensor, path: Path, title: str = "", nrow: int = 10) -> None:
         """Scatter plot of ``fake`` over real samples and the modes."""
         from gankit.visual import scatter_png
 
@@ -100,15 +105,75 @@ def toy_distribution(name: str) -> ToyDistribution:
                 f"data '{name}': θ must be a number, e.g. parallel-lines:0.5"
             ) from None
     if base not in TOY or arg:
-        raise GankitError(
-            f"unknown dataset '{name}': choose one of {', '.join(sorted(TOY))}, or give a folder"
-        )
+        choices = ", ".join(sorted(TOY) + sorted(IMAGE_DATASETS))
+        raise GankitError(f"unknown dataset '{name}': choose one of {choices}, or give a folder")
     return TOY[base]()
 
 
-def open_data(name: str, seed: int = 0) -> DataSource:
-    """Open a dataset by name (toy sets now; image sets register here as they are added)."""
-    return ToySource(toy_distribution(name), seed)
+class ImageSource(DataSource):
+    """Images held in memory as uint8; batches (x, y) in a fresh random order every epoch.
+
+    x: (B, C, H, W) float in [-1, 1]; y: (B,) int64 class indices (all 0 when unlabelled).
+    Held-out ``test`` images serve as the real reference for metrics.
+    """
+
+    preview_n = 100
+
+    def __init__(self, train: ImageDataset, test: ImageDataset | None, seed: int) -> None:
+        super().__init__(seed)
+        self.train, self.test = train, test
+        self.spec = DataSpec(
+            train.name,
+            "images",
+            tuple(train.images.shape[1:]),
+            len(train.classes),
+            list(train.classes),
+        )
+        self.order = torch.randperm(len(train), generator=self.generator)
+        self.pos = 0
+
+    def batch(self, n: int) -> tuple[Tensor, Tensor]:
+        parts = []
+        while n > 0:
+            if self.pos == len(self.order):
+                self.order, self.pos = torch.randperm(len(self.train), generator=self.generator), 0
+            take = self.order[self.pos : self.pos + n]
+            self.pos += len(take)
+            n -= len(take)
+            parts.append(take)
+        idx = torch.cat(parts)
+        return to_float(self.train.images[idx]), self.train.labels[idx]
+
+    def reference(self, n: int, seed: int) -> Tensor:
+        pool = self.test if self.test is not None and len(self.test) else self.train
+        idx = torch.randperm(len(pool), generator=torch.Generator().manual_seed(seed))[:n]
+        return to_float(pool.images[idx])
+
+    def render(self, fake: Tensor, path: Path, title: str = "", nrow: int = 10) -> None:
+        """A PNG grid, ``nrow`` images per row (one row per class when sampled class by class)."""
+        from gankit.data.grid import save_grid
+
+        save_grid(fake, path, nrow=nrow)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "order": self.order, "pos": self.pos}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.order, self.pos = state["order"], state["pos"]
 
 
-DATASETS = sorted(TOY)
+def open_data(name: str, seed: int = 0, image_size: int = 0) -> DataSource:
+    """A toy set by name, a named image set (mnist, fashion-mnist) or a class-folder path."""
+    if name.partition(":")[0] in TOY:
+        return ToySource(toy_distribution(name), seed)
+    if name in IMAGE_DATASETS or Path(name).is_dir():
+        size = image_size or None
+        train = load_image_dataset(name, "train", size=size)
+        test = load_image_dataset(name, "test", size=size)
+        return ImageSource(train, test, seed)
+    toy_distribution(name)  # raises the unknown-dataset error listing every choice
+    raise AssertionError("unreachable")
+
+
+DATASETS = sorted(TOY) + sorted(IMAGE_DATASETS)

@@ -29,6 +29,7 @@ class GANModel(nn.Module):
     Config: ClassVar[type]
     train_defaults: ClassVar[dict[str, Any]] = {}
     kinds: ClassVar[tuple[str, ...]] = ("points", "images")
+    conditional: ClassVar[bool] = False  # sample() takes label= (and interpolate=)
 
     def __init__(self, cfg: Any, spec: DataSpec) -> None:
         super().__init__()
@@ -71,6 +72,11 @@ class GANModel(nn.Module):
     def load_training_state(self, state: dict[str, Any]) -> None:
         for key, opt_state in state["optimizers"].items():
             self.optimizers[key].load_state_dict(opt_state)
+
+    @staticmethod
+    def real(batch: Batch) -> Tensor:
+        """The data part of a batch: points/images alone, or the x of an (x, y) pair."""
+        return batch[0] if isinstance(batch, tuple | list) else batch
 
     def noise(self, n: int, z_dim: int, generator: torch.Generator | None = None) -> Tensor:
         """z ~ N(0, I), shape (n, z_dim): from ``generator`` on the CPU, else the device RNG."""

@@ -56,7 +56,7 @@ class GAN(GANModel):
 
     def train_step(self, batches: Iterator[Batch], step: int) -> dict[str, float]:
         for _ in range(self.cfg.d_steps):
-            real = next(batches)
+            real = self.real(next(batches))
             fake = self.generator(self.noise(len(real), self.cfg.z_dim)).detach()
             loss_d = losses.d_loss_bce(self.discriminator(real), self.discriminator(fake))
             self.optimizers["d"].zero_grad(set_to_none=True)

@@ -80,7 +80,7 @@ class WGAN(GANModel):
 
     def train_step(self, batches: Iterator[Batch], step: int) -> dict[str, float]:
         for _ in range(self.critic_iterations(step)):
-            real = next(batches)
+            real = self.real(next(batches))
             fake = self.generator(self.noise(len(real), self.cfg.z_dim)).detach()
             loss_d, logs = self.critic_loss(real, fake)
             self.optimizers["d"].zero_grad(set_to_none=True)

@@ -1,0 +1,153 @@
+"""Speed, memory and time-to-quality of each model preset; results as JSON (``make bench``).
+
+Each preset runs in its own subprocess so its peak RSS is its own. MFU is the achieved GFLOP/s
+(FLOPs of one training step counted by ``torch.utils.flop_counter.FlopCounterMode``) divided by
+the fp32 2048² matrix-multiply rate measured in the same run, on the same threads.
+"""
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+# name: (model, data, overrides); the toy presets are the families' defaults
+PRESETS: dict[str, tuple[str, str, list[str]]] = {
+    "gan-8gaussians": ("gan", "8gaussians", []),
+    "wgan-8gaussians": ("wgan", "8gaussians", ["critic_boost=false"]),
+    "wgan-gp-8gaussians": ("wgan-gp", "8gaussians", []),
+}
+# (model, data): time-to-quality on the toy sets with the families' default settings
+QUALITY = [(m, d) for d in ("8gaussians", "25gaussians") for m in ("gan", "wgan", "wgan-gp")]
+
+
+def matmul_peak(n: int = 2048, reps: int = 10) -> float:
+    """fp32 GEMM GFLOP/s: the reference for MFU."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
+
+
+def measure(name: str, steps: int) -> dict:
+    """Seconds per step, samples/s, FLOPs per step, GFLOP/s, MFU and peak RSS of one preset."""
+    from gankit.runs import resolve
+    from gankit.trainer import Run, batches
+
+    model, data, overrides = PRESETS[name]
+    run = Run(resolve(model, data, None, [*overrides, "progress=false"]), torch.device("cpu"))
+    stream = batches(run.data, run.cfg.train.batch_size, run.device)
+    for step in range(3):
+        run.model.train_step(stream, step)
+    with FlopCounterMode(display=False) as counter:
+        run.model.train_step(stream, 3)
+    flops = counter.get_total_flops()
+    start = time.perf_counter()
+    for step in range(steps):
+        run.model.train_step(stream, 4 + step)
+    sec = (time.perf_counter() - start) / steps
+    peak = matmul_peak()
+    real_per_step = run.cfg.train.batch_size * getattr(run.cfg.model_config, "n_critic", 1)
+    return {
+        "preset": name,
+        "batch_size": run.cfg.train.batch_size,
+        "sec_per_step": sec,
+        "real_samples_per_sec": real_per_step / sec,
+        "flops_per_step": flops,
+        "gflops_per_sec": flops / sec / 1e9,
+        "matmul_peak_gflops": peak,
+        "mfu": flops / sec / 1e9 / peak,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def time_to_quality(model: str, data: str, max_steps: int, every: int) -> dict:
+    """Steps and wall time until all modes are covered with >= 90% high-quality samples."""
+    from gankit.runs import resolve
+    from gankit.trainer import Run, Trainer
+
+    cfg = resolve(
+        model, data, None, [f"steps={max_steps}", f"eval_every={every}", "progress=false"]
+    )
+    run = Run(cfg, torch.device("cpu"))
+    trainer = Trainer(run, Path(tempfile.mkdtemp()))
+    reached, start, history = None, time.perf_counter(), []
+    for stop in range(every, max_steps + 1, every):
+        run.cfg.train.steps = stop
+        metrics = trainer.fit()
+        elapsed = time.perf_counter() - start
+        history.append({"step": stop, "seconds": round(elapsed, 1), **metrics})
+        if (
+            metrics["eval/modes"] == metrics["eval/modes_total"]
+            and metrics["eval/high_quality"] >= 0.9
+        ):
+            reached = {"step": stop, "seconds": round(elapsed, 1)}
+            break
+    return {"model": model, "data": data, "reached": reached, "history": history}
+
+
+def in_subprocess(args: list[str]) -> dict:
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"benchmark {args} failed:\n{out.stderr}")
+    return json.loads(out.stdout.splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--preset", help="(internal) measure one preset and print JSON")
+    parser.add_argument("--quality", help="(internal) MODEL:DATA time-to-quality as JSON")
+    parser.add_argument("--steps", type=int, default=30, help="timed steps per preset")
+    parser.add_argument("--max-steps", type=int, default=12000, help="time-to-quality limit")
+    parser.add_argument("--skip-quality", action="store_true", help="speed and memory only")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    if args.preset:
+        print(json.dumps(measure(args.preset, args.steps)))
+        return
+    if args.quality:
+        model, data = args.quality.split(":")
+        print(json.dumps(time_to_quality(model, data, args.max_steps, every=500)))
+        return
+    results = {
+        "machine": {
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+        },
+        "speed": [
+            in_subprocess(["--preset", name, "--steps", str(args.steps)]) for name in PRESETS
+        ],
+    }
+    if not args.skip_quality:
+        results["quality"] = [
+            in_subprocess(["--quality", f"{m}:{d}", "--max-steps", str(args.max_steps)])
+            for m, d in QUALITY
+        ]
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "bench.json"
+    path.write_text(json.dumps(results, indent=2))
+    for row in results["speed"]:
+        print(
+            f"{row['preset']:24s} {row['sec_per_step'] * 1e3:8.1f} ms/step  "
+            f"MFU {row['mfu']:.1%}  RSS {row['peak_rss_mb']:.0f} MB"
+        )
+    for row in results.get("quality", []):
+        print(f"{row['model']:8s} {row['data']:12s} reached: {row['reached']}")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""The command line: one clear line and a non-zero exit for bad input; reproducible outputs."""
+
+import json
+
+import pytest
+
+from gankit.cli import main
+
+TINY = ["hidden=16", "depth=1", "batch_size=32", "eval_samples=100", "progress=false"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "run"
+    code = main(
+        ["train", "wgan-gp", "--data", "8gaussians", "--steps", "6", "--out", str(out), *TINY]
+    )
+    assert code == 0
+    return out
+
+
+def _one_line_error(capsys, argv: list[str], code: int = 2) -> str:
+    assert main(argv) == code
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    assert err.startswith("gankit: ")
+    return err
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["train", "wgna", "--data", "8gaussians"], "unknown config key 'wgna'; did you mean wgan"),
+        (["train", "gan", "--data", "9gaussians"], "unknown dataset '9gaussians'"),
+        (["train", "gan", "--data", "ring", "--steps", "-3"], "steps=-3 is too small"),
+        (["train", "gan", "--data", "ring", "--steps", "ten"], "steps='ten' is not a valid int"),
+        (["train", "gan", "--data", "ring", "lr=-1"], "lr=-1.0 is too small"),
+        (["train", "gan", "--data", "ring", "bogus=1"], "unknown config key 'bogus'"),
+        (["train", "gan"], "name a dataset with --data"),
+        (["train", "gan", "--data", "ring", "--device", "tpu"], "device 'tpu'"),
+        (["train", "gan", "--data", "ring", "--config", "/nonexistent.yaml"], "does not exist"),
+    ],
+)
+def test_bad_train_input(capsys, argv, words):
+    assert words in _one_line_error(capsys, argv)
+
+
+def test_unknown_yaml_key(capsys, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model: gan\ndata: ring\nmodel_config: {hiden: 3}\n")
+    err = _one_line_error(capsys, ["train", "--config", str(cfg)])
+    assert "unknown config key 'model_config.hiden'; did you mean model_config.hidden" in err
+
+
+def test_not_a_run_directory(capsys, tmp_path):
+    assert "is not a gankit run" in _one_line_error(capsys, ["sample", str(tmp_path)])
+    assert "does not exist" in _one_line_error(capsys, ["eval", str(tmp_path / "nope")])
+
+
+def test_corrupt_checkpoint(capsys, run_dir, tmp_path):
+    bad = tmp_path / "step_00000001.pt"
+    latest = sorted((run_dir / "checkpoints").iterdir())[-1]
+    bad.write_bytes(latest.read_bytes()[: latest.stat().st_size // 2])
+    err = _one_line_error(capsys, ["eval", str(run_dir), "--checkpoint", str(bad)])
+    assert "corrupt or truncated" in err
+
+
+def test_existing_run_is_not_overwritten(capsys, run_dir):
+    argv = ["train", "gan", "--data", "ring", "--out", str(run_dir)]
+    assert "--resume" in _one_line_error(capsys, argv)
+
+
+def test_sample_is_reproducible(run_dir, tmp_path):
+    a, b, c = (tmp_path / f"{k}.png" for k in "abc")
+    assert main(["sample", str(run_dir), "--n", "300", "--seed", "4", "--out", str(a)]) == 0
+    assert main(["sample", str(run_dir), "--n", "300", "--seed", "4", "--out", str(b)]) == 0
+    assert main(["sample", str(run_dir), "--n", "300", "--seed", "5", "--out", str(c)]) == 0
+    assert a.read_bytes() == b.read_bytes() != c.read_bytes()
+
+
+def test_eval_prints_json_and_appends(capsys, run_dir):
+    capsys.readouterr()
+    assert main(["eval", str(run_dir), "--n", "200"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert {"eval/em", "eval/modes", "eval/high_quality", "eval/grad_norm_max"} <= set(metrics)
+    last = (run_dir / "metrics.jsonl").read_text().splitlines()[-1]
+    assert json.loads(last)["source"] == "gankit eval"
+
+
+def test_resume_continues_to_more_steps(capsys, run_dir):
+    assert main(["train", "--resume", str(run_dir), "steps=9"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["step"] == 9
+
+
+def test_dry_run_prints_config(capsys):
+    assert main(["train", "wgan-gp", "--data", "ring", "--dry-run", "seed=7"]) == 0
+    out = capsys.readouterr().out
+    assert "seed: 7" in out and "gp_lambda: 10.0" in out
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["sample"], ["eval"]])
+def test_help_has_examples(capsys, command):
+    with pytest.raises(SystemExit) as exc:
+        main([*command, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: gankit" in out
+    assert "example" in out or not command
