@@ -69,7 +69,24 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--n", type=int, help="samples to evaluate (default: the run's eval_samples)")
     ev.add_argument("--checkpoint", help="a specific checkpoint file (default: the latest)")
     ev.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
+    data = sub.add_parser(
+        "data",
+        help="fetch datasets into the local cache",
+        **fmt,
+        epilog="examples:\n  gankit data fetch mnist\n  gankit data fetch fashion-mnist\n",
+    )
+    data_sub = data.add_subparsers(dest="action", required=True, metavar="ACTION")
+    fetch = data_sub.add_parser("fetch", help="copy or download a dataset into the cache")
+    fetch.add_argument("name", help="mnist or fashion-mnist")
+    fetch.add_argument("--force", action="store_true", help="fetch again even if cached")
     return root
+
+
+def _data(args: argparse.Namespace) -> None:
+    from gankit.data import images
+
+    path = images.fetch(args.name, force=args.force)
+    print(f"{args.name} is ready in {path}")
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -184,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     from gankit.trainer import Interrupted, TrainingDiverged
 
     try:
-        {"train": _train, "sample": _sample, "eval": _eval}[args.command](args)
+        {"train": _train, "sample": _sample, "eval": _eval, "data": _data}[args.command](args)
     except Interrupted as exc:
         print(f"gankit: {exc}", file=sys.stderr)
         return 130

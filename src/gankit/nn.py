@@ -128,6 +128,10 @@ class ConvCritic(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.features(x)).squeeze(1)
 
+    def as_sequential(self) -> nn.Sequential:
+        """The same function as one Sequential, for layer-wise Lipschitz bounds."""
+        return nn.Sequential(self.features, self.head)
+
 
 class PointCritic(nn.Module):
     """MLP critic for points (B, D) → (B,) raw scores."""
@@ -138,6 +142,10 @@ class PointCritic(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x).squeeze(1)
+
+    def as_sequential(self) -> nn.Sequential:
+        """The same function as one Sequential, for layer-wise Lipschitz bounds."""
+        return self.net
 
 
 def build_generator(

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from gankit.data import DataSpec
+from gankit.lipschitz import lipschitz_report
 from gankit.losses import gradient_norm, interpolate
 
 Batch = Tensor | tuple[Tensor, ...]
@@ -86,12 +87,18 @@ class GANModel(nn.Module):
 
 
 def critic_diagnostics(
-    critic: nn.Module, real: Tensor, fake: Tensor, generator: torch.Generator
+    critic: nn.Module,
+    real: Tensor,
+    fake: Tensor,
+    generator: torch.Generator,
+    clip: float | None = None,
 ) -> dict[str, float]:
-    """‖∇ₓD‖ on interpolates (mean, max) and the critic's estimate E[D(real)] − E[D(fake)].
+    """‖∇ₓD‖ on interpolates (mean, max), the estimate E[D(real)] − E[D(fake)], Lipschitz bounds.
 
     For a 1-Lipschitz WGAN critic the estimate approximates the Earth-Mover distance (positive,
-    shrinking as the generator improves) and the gradient norms stay near or below 1.
+    shrinking as the generator improves) and the gradient norms stay near or below 1. The bounds
+    bracket the critic's Lipschitz constant (see ``gankit.lipschitz.lipschitz_report``); ``clip``
+    adds the bound that weight clipping to [-clip, clip] implies.
     """
     was_training = critic.training
     critic.eval()
@@ -99,9 +106,15 @@ def critic_diagnostics(
     norms = gradient_norm(critic, x_hat).detach()
     with torch.no_grad():
         estimate = critic(real).mean() - critic(fake).mean()
+    bounds = (
+        lipschitz_report(critic.as_sequential(), real, fake, clip=clip)
+        if hasattr(critic, "as_sequential")
+        else {}
+    )
     critic.train(was_training)
     return {
         "eval/grad_norm_mean": float(norms.mean()),
         "eval/grad_norm_max": float(norms.max()),
         "eval/critic_estimate": float(estimate),
+        **{f"eval/{k}": v for k, v in bounds.items()},
     }

@@ -20,7 +20,7 @@ from gankit.nn import build_critic, build_generator, init_weights
 @dataclass
 class GANConfig:
     z_dim: int = option(2, "latent dimension", min=1)
-    hidden: int = option(512, "MLP width (points)", min=1)
+    hidden: int = option(128, "MLP width (points)", min=1)
     depth: int = option(3, "MLP hidden layers (points)", min=1)
     base: int = option(64, "conv channels of the first critic layer (images)", min=1)
     lr: float = option(2e-4, "Adam learning rate", min=0.0)
@@ -38,7 +38,7 @@ class GAN(GANModel):
     """Generator G: z → x and discriminator D: x → logit, trained with BCE losses."""
 
     Config = GANConfig
-    train_defaults = {"steps": 6000, "batch_size": 256}
+    train_defaults = {"steps": 20000, "batch_size": 256, "eval_every": 2000, "ckpt_every": 2000}
 
     def __init__(self, cfg: GANConfig, spec: DataSpec) -> None:
         super().__init__(cfg, spec)

@@ -27,7 +27,7 @@ from gankit.nn import build_critic, build_generator, init_weights
 @dataclass
 class WGANConfig:
     z_dim: int = option(2, "latent dimension", min=1)
-    hidden: int = option(512, "MLP width (points)", min=1)
+    hidden: int = option(128, "MLP width (points)", min=1)
     depth: int = option(3, "MLP hidden layers (points)", min=1)
     base: int = option(64, "conv channels of the first critic layer (images)", min=1)
     critic_norm: Literal["none", "layer", "batch"] = option("none", "normalisation in the critic")
@@ -45,7 +45,7 @@ class WGAN(GANModel):
     """Generator G and critic f (raw score, no sigmoid); critic weights clipped after each step."""
 
     Config = WGANConfig
-    train_defaults = {"steps": 6000, "batch_size": 256}
+    train_defaults = {"steps": 20000, "batch_size": 256, "eval_every": 2000, "ckpt_every": 2000}
 
     def __init__(self, cfg: WGANConfig, spec: DataSpec) -> None:
         super().__init__(cfg, spec)
@@ -102,4 +102,6 @@ class WGAN(GANModel):
         return self.generator(self.noise(n, self.cfg.z_dim, generator))
 
     def diagnostics(self, real: Tensor, fake: Tensor, generator: torch.Generator) -> dict:
-        return critic_diagnostics(self.critic, real, fake, generator)
+        return critic_diagnostics(
+            self.critic, real, fake, generator, getattr(self.cfg, "clip", None)
+        )

@@ -23,7 +23,7 @@ from gankit.nn import refuse_batchnorm
 @dataclass
 class WGANGPConfig:
     z_dim: int = option(2, "latent dimension", min=1)
-    hidden: int = option(512, "MLP width (points)", min=1)
+    hidden: int = option(128, "MLP width (points)", min=1)
     depth: int = option(3, "MLP hidden layers (points)", min=1)
     base: int = option(64, "conv channels of the first critic layer (images)", min=1)
     critic_norm: Literal["none", "layer", "batch"] = option(
@@ -44,7 +44,7 @@ class WGANGP(WGAN):
     """WGAN whose Lipschitz constraint is a gradient penalty (or spectral norm), not clipping."""
 
     Config = WGANGPConfig
-    train_defaults = {"steps": 3000, "batch_size": 256}
+    train_defaults = {"steps": 20000, "batch_size": 256, "eval_every": 2000, "ckpt_every": 2000}
 
     def __init__(self, cfg: WGANGPConfig, spec: DataSpec) -> None:
         super().__init__(cfg, spec)
