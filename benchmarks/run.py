@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -103,22 +104,34 @@ def in_subprocess(args: list[str]) -> dict:
     return json.loads(out.stdout.splitlines()[-1])
 
 
+def quality_runs(max_steps: int, jobs: int) -> list[dict]:
+    """Time-to-quality of every (model, data) pair, ``jobs`` at a time with one thread each."""
+    argv = [
+        ["--quality", f"{m}:{d}", "--max-steps", str(max_steps), "--threads", "1"]
+        for m, d in QUALITY
+    ]
+    with ThreadPoolExecutor(jobs) as pool:
+        return list(pool.map(in_subprocess, argv))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--preset", help="(internal) measure one preset and print JSON")
     parser.add_argument("--quality", help="(internal) MODEL:DATA time-to-quality as JSON")
     parser.add_argument("--steps", type=int, default=30, help="timed steps per preset")
-    parser.add_argument("--max-steps", type=int, default=12000, help="time-to-quality limit")
+    parser.add_argument("--max-steps", type=int, default=20000, help="time-to-quality limit")
     parser.add_argument("--skip-quality", action="store_true", help="speed and memory only")
+    parser.add_argument("--jobs", type=int, default=2, help="time-to-quality runs in parallel")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads per process")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     if args.preset:
         print(json.dumps(measure(args.preset, args.steps)))
         return
     if args.quality:
         model, data = args.quality.split(":")
-        print(json.dumps(time_to_quality(model, data, args.max_steps, every=500)))
+        print(json.dumps(time_to_quality(model, data, args.max_steps, every=2000)))
         return
     results = {
         "machine": {
@@ -132,10 +145,7 @@ def main() -> None:
         ],
     }
     if not args.skip_quality:
-        results["quality"] = [
-            in_subprocess(["--quality", f"{m}:{d}", "--max-steps", str(args.max_steps)])
-            for m, d in QUALITY
-        ]
+        results["quality"] = quality_runs(args.max_steps, args.jobs)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "bench.json"
     path.write_text(json.dumps(results, indent=2))

@@ -95,7 +95,7 @@ def test_resume_continues_to_more_steps(capsys, run_dir):
 def test_dry_run_prints_config(capsys):
     assert main(["train", "wgan-gp", "--data", "ring", "--dry-run", "seed=7"]) == 0
     out = capsys.readouterr().out
-    assert "seed: 7" in out and "gp_lambda: 10.0" in out
+    assert "seed: 7" in out and "gp_lambda: 0.1" in out
 
 
 @pytest.mark.parametrize("command", [[], ["train"], ["sample"], ["eval"]])

@@ -89,12 +89,8 @@ def _data(args: argparse.Namespace) -> None:
     print(f"{args.name} is ready in {path}")
 
 
-def _train(args: argparse.Namespace) -> None:
-    from gankit import runs
-    from gankit.config import save_yaml
-    from gankit.device import resolve_device
-    from gankit.trainer import Run, Trainer
-
+def _train_overrides(args: argparse.Namespace) -> list[str]:
+    """key=value items, with --steps/--device folded in (a lone MODEL=... is an override too)."""
     overrides = list(args.overrides)
     if args.model and "=" in args.model:
         overrides.insert(0, args.model)
@@ -103,38 +99,47 @@ def _train(args: argparse.Namespace) -> None:
         overrides.append(f"steps={args.steps}")
     if args.device is not None:
         overrides.append(f"device={args.device}")
+    return overrides
+
+
+def _new_config(args: argparse.Namespace, overrides: list[str]):
+    from gankit import runs
+
+    if args.config:
+        cfg = runs.from_yaml_file(args.config, args.model, args.data)
+        return runs.resolve(cfg.model, cfg.data, cfg.to_dict(), overrides)
+    if not args.model:
+        raise GankitError("name a model: gankit train MODEL --data DATA (see --help)")
+    if not args.data:
+        raise GankitError("name a dataset with --data (e.g. --data 8gaussians)")
+    return runs.resolve(args.model, args.data, None, overrides)
+
+
+def _train(args: argparse.Namespace) -> None:
+    from gankit import runs
+    from gankit.device import resolve_device
+    from gankit.trainer import Run, Trainer
+
+    overrides = _train_overrides(args)
     if args.resume:
         run_dir = runs.require_run(args.resume)
         ckpt = runs.latest_checkpoint(run_dir)
-        run = Run.from_checkpoint(ckpt, device=args.device or "auto")
-        changed = runs.resolve(run.cfg.model, run.cfg.data, run.cfg.to_dict(), overrides)
-        run.cfg.train = changed.train  # only loop settings may change on resume
+        run = Run.from_checkpoint(ckpt, device=args.device or "auto", overrides=overrides)
         print(f"resuming {run_dir} from {ckpt.name} (step {run.step})", file=sys.stderr)
     else:
-        if args.config:
-            cfg = runs.from_yaml_file(args.config, args.model, args.data)
-            cfg = runs.resolve(cfg.model, cfg.data, cfg.to_dict(), overrides)
-        else:
-            if not args.model:
-                raise GankitError("name a model: gankit train MODEL --data DATA (see --help)")
-            if not args.data:
-                raise GankitError("name a dataset with --data (e.g. --data 8gaussians)")
-            cfg = runs.resolve(args.model, args.data, None, overrides)
+        cfg = _new_config(args, overrides)
         if args.dry_run:
             import yaml
 
             print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
             return
-        run_dir = (
-            Path(args.out) if args.out else runs.next_run_dir(Path("runs"), cfg.model, cfg.data)
-        )
+        run_dir = Path(args.out or runs.next_run_dir(Path("runs"), cfg.model, cfg.data))
         if runs.latest_checkpoint_or_none(run_dir) is not None:
             raise GankitError(
-                f"{run_dir} already holds a run: use --resume {run_dir} or another --out"
+                f"{run_dir} holds a run already: --resume {run_dir}, or another --out"
             )
         run = Run(cfg, resolve_device(cfg.train.device))
         print(f"training {cfg.model} on {cfg.data} into {run_dir} ({run.device})", file=sys.stderr)
-    save_yaml(run.cfg.to_dict(), run_dir / "config.yaml") if run_dir.exists() else None
     metrics = Trainer(run, run_dir).fit()
     print(json.dumps({"run_dir": str(run_dir), "step": run.step, **metrics}))
 

@@ -18,6 +18,7 @@ from gankit.config import (
     route_overrides,
     unknown_key,
 )
+from gankit.data import data_kind
 from gankit.errors import GankitError
 from gankit.models import MODELS, GANModel
 
@@ -34,12 +35,13 @@ def resolve(
     yaml_values: dict[str, Any] | None = None,
     overrides: list[str] | None = None,
 ) -> RunConfig:
-    """Dataclass defaults < the family's ``train_defaults`` < YAML values < CLI overrides."""
+    """Dataclass defaults < the family's defaults (for this data kind) < YAML < CLI overrides."""
     yaml_values = yaml_values or {}
     cls = model_class(model)
     train = apply(TrainConfig(), cls.train_defaults, "train")
     train = apply(train, yaml_values.get("train") or {}, "train")
-    model_cfg = apply(cls.Config(), yaml_values.get("model_config") or {}, "model_config")
+    model_cfg = apply(cls.Config(), cls.kind_defaults.get(data_kind(data), {}), "model_config")
+    model_cfg = apply(model_cfg, yaml_values.get("model_config") or {}, "model_config")
     to_train, to_model = route_overrides(parse_overrides(overrides or []), train, model_cfg)
     return RunConfig(
         model, data, apply(train, to_train, "train"), apply(model_cfg, to_model, "model_config")

@@ -24,7 +24,7 @@ from gankit.device import resolve_device, to_device
 from gankit.ema import EMA
 from gankit.errors import GankitError
 from gankit.models import GANModel
-from gankit.runs import from_dict, model_class
+from gankit.runs import from_dict, model_class, resolve
 
 EVAL_SEED = 12345  # fixed so evaluations at different steps compare like with like
 
@@ -66,7 +66,7 @@ class Run:
         if self.data.spec.kind not in cls.kinds:
             raise GankitError(f"model {cfg.model} cannot train on {self.data.spec.kind} data")
         self.model: GANModel = cls(cfg.model_config, self.data.spec).to(device)
-        self.model.setup()
+        self.model.setup(cfg.train.steps)
         self.ema = EMA(self.model.generators(), cfg.train.ema_decay) if cfg.train.ema else None
         self.step = 0
 
@@ -98,13 +98,21 @@ class Run:
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
 
     @classmethod
-    def from_checkpoint(cls, path: Path, device: str = "auto", **train_changes: Any) -> "Run":
-        """Rebuild a run from a checkpoint alone (its config is inside), weights and all."""
+    def from_checkpoint(
+        cls, path: Path, device: str = "auto", overrides: list[str] | None = None
+    ) -> "Run":
+        """Rebuild a run from a checkpoint alone (its config is inside), weights and all.
+
+        ``overrides`` (``key=value``) may change loop settings such as ``steps``; the model's
+        own settings are fixed by the checkpoint.
+        """
         state = checkpoint.load(path)
         cfg = from_dict(state["config"])
-        for key, value in train_changes.items():
-            setattr(cfg.train, key, value)
-        run = cls(cfg, resolve_device(device))
+        changed = resolve(cfg.model, cfg.data, cfg.to_dict(), overrides)
+        if changed.model_config != cfg.model_config:
+            raise GankitError("a resumed run keeps its model settings: change only loop settings")
+        cfg.train = changed.train
+        run = cls(cfg, resolve_device(device if device != "auto" else cfg.train.device))
         run.load_state_dict(state)
         return run
 
@@ -207,6 +215,7 @@ class Trainer:
             while run.step < total:
                 logs = run.model.train_step(stream, run.step)
                 self.check_finite(logs)
+                run.model.end_step()
                 if run.ema:
                     run.ema.update(run.model.generators())
                 run.step += 1

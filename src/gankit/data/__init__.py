@@ -163,6 +163,11 @@ class ImageSource(DataSource):
         self.order, self.pos = state["order"], state["pos"]
 
 
+def data_kind(name: str) -> str:
+    """ "points" for the toy sets, "images" otherwise, without loading anything."""
+    return "points" if name.partition(":")[0] in TOY else "images"
+
+
 def open_data(name: str, seed: int = 0, image_size: int = 0) -> DataSource:
     """A toy set by name, a named image set (mnist, fashion-mnist) or a class-folder path."""
     if name.partition(":")[0] in TOY:

@@ -23,12 +23,15 @@ class GANModel(nn.Module):
 
     Subclasses set ``Config`` (a dataclass with a ``tiny()`` classmethod), optionally
     ``train_defaults`` (TrainConfig values that suit the family, e.g. steps, batch size, EMA) and
-    ``kinds`` (the data kinds it accepts), and implement ``configure_optimizers``, ``train_step``,
+    ``kind_defaults`` (config values that suit one data kind), ``kinds`` (the data kinds it
+    accepts), and implement ``configure_optimizers``, ``train_step``,
     ``generators`` and ``sample``.
     """
 
     Config: ClassVar[type]
     train_defaults: ClassVar[dict[str, Any]] = {}
+    # family-config values for one kind of data, applied before YAML and CLI values
+    kind_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     kinds: ClassVar[tuple[str, ...]] = ("points", "images")
     conditional: ClassVar[bool] = False  # sample() takes label= (and interpolate=)
 
@@ -37,14 +40,35 @@ class GANModel(nn.Module):
         self.cfg = cfg
         self.spec = spec
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
 
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def setup(self) -> None:
-        """Create optimisers once the networks exist (called by the trainer after ``.to``)."""
+    def setup(self, total_steps: int = 1) -> None:
+        """Create optimisers and LR schedules once the networks exist (after ``.to``).
+
+        A config field ``lr_decay`` = f keeps the learning rate constant for the first (1 − f) of
+        ``total_steps`` and then lowers it linearly to 0 (f = 0: constant; CycleGAN uses 0.5).
+        """
         self.optimizers = self.configure_optimizers()
+        decay = getattr(self.cfg, "lr_decay", 0.0)
+        start = total_steps * (1.0 - decay)
+
+        def factor(step: int) -> float:
+            if step < start:
+                return 1.0
+            return max(0.0, (total_steps - step) / max(total_steps - start, 1.0))
+
+        self.schedulers = {
+            k: torch.optim.lr_scheduler.LambdaLR(opt, factor) for k, opt in self.optimizers.items()
+        }
+
+    def end_step(self) -> None:
+        """Advance the LR schedules by one generator step (called by the trainer)."""
+        for scheduler in self.schedulers.values():
+            scheduler.step()
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
@@ -68,11 +92,23 @@ class GANModel(nn.Module):
 
     def training_state(self) -> dict[str, Any]:
         """Optimiser (and scheduler, pool, ...) state beyond the module weights."""
-        return {"optimizers": {k: o.state_dict() for k, o in self.optimizers.items()}}
+        return {
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+            "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+        }
 
     def load_training_state(self, state: dict[str, Any]) -> None:
         for key, opt_state in state["optimizers"].items():
             self.optimizers[key].load_state_dict(opt_state)
+        for key, sched_state in state.get("schedulers", {}).items():
+            sched = self.schedulers[key]
+            sched.load_state_dict(sched_state)
+            # the saved optimiser holds the LR of the saved schedule; a run resumed with more
+            # steps has a new schedule, so set the LR it gives at this step
+            for group, base, fn in zip(
+                sched.optimizer.param_groups, sched.base_lrs, sched.lr_lambdas, strict=True
+            ):
+                group["lr"] = base * fn(sched.last_epoch)
 
     @staticmethod
     def real(batch: Batch) -> Tensor:
