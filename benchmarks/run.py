@@ -72,29 +72,35 @@ def measure(name: str, steps: int) -> dict:
     }
 
 
-def time_to_quality(model: str, data: str, max_steps: int, every: int) -> dict:
-    """Steps and wall time until all modes are covered with >= 90% high-quality samples."""
+def time_to_quality(model: str, data: str) -> dict:
+    """A default run (the family's steps and LR schedule), evaluated every ``eval_every`` steps.
+
+    ``reached``: the first evaluation with every mode covered and >= 90% high-quality samples,
+    with the wall time since the start (evaluations included).
+    """
     from gankit.runs import resolve
     from gankit.trainer import Run, Trainer
 
-    cfg = resolve(
-        model, data, None, [f"steps={max_steps}", f"eval_every={every}", "progress=false"]
-    )
-    run = Run(cfg, torch.device("cpu"))
-    trainer = Trainer(run, Path(tempfile.mkdtemp()))
-    reached, start, history = None, time.perf_counter(), []
-    for stop in range(every, max_steps + 1, every):
-        run.cfg.train.steps = stop
-        metrics = trainer.fit()
-        elapsed = time.perf_counter() - start
-        history.append({"step": stop, "seconds": round(elapsed, 1), **metrics})
-        if (
-            metrics["eval/modes"] == metrics["eval/modes_total"]
-            and metrics["eval/high_quality"] >= 0.9
-        ):
-            reached = {"step": stop, "seconds": round(elapsed, 1)}
-            break
-    return {"model": model, "data": data, "reached": reached, "history": history}
+    run = Run(resolve(model, data, None, ["progress=false"]), torch.device("cpu"))
+    out = Path(tempfile.mkdtemp())
+    wall_start = time.time()
+    final = Trainer(run, out).fit()
+    with open(out / "metrics.jsonl") as f:
+        history = [r for r in map(json.loads, f) if "eval/em" in r]
+    good = [r for r in history if r["eval/modes"] == r["eval/modes_total"]]
+    good = [r for r in good if r["eval/high_quality"] >= 0.9]
+    keys = ("step", "eval/em", "eval/modes", "eval/high_quality")
+    return {
+        "model": model,
+        "data": data,
+        "steps": run.step,
+        "seconds": round(time.time() - wall_start, 1),
+        "final": final,
+        "reached": {"step": good[0]["step"], "seconds": round(good[0]["time"] - wall_start, 1)}
+        if good
+        else None,
+        "history": [{k: r[k] for k in keys} for r in history],
+    }
 
 
 def in_subprocess(args: list[str]) -> dict:
@@ -104,12 +110,9 @@ def in_subprocess(args: list[str]) -> dict:
     return json.loads(out.stdout.splitlines()[-1])
 
 
-def quality_runs(max_steps: int, jobs: int) -> list[dict]:
+def quality_runs(jobs: int) -> list[dict]:
     """Time-to-quality of every (model, data) pair, ``jobs`` at a time with one thread each."""
-    argv = [
-        ["--quality", f"{m}:{d}", "--max-steps", str(max_steps), "--threads", "1"]
-        for m, d in QUALITY
-    ]
+    argv = [["--quality", f"{m}:{d}", "--threads", "1"] for m, d in QUALITY]
     with ThreadPoolExecutor(jobs) as pool:
         return list(pool.map(in_subprocess, argv))
 
@@ -120,7 +123,6 @@ def main() -> None:
     parser.add_argument("--preset", help="(internal) measure one preset and print JSON")
     parser.add_argument("--quality", help="(internal) MODEL:DATA time-to-quality as JSON")
     parser.add_argument("--steps", type=int, default=30, help="timed steps per preset")
-    parser.add_argument("--max-steps", type=int, default=20000, help="time-to-quality limit")
     parser.add_argument("--skip-quality", action="store_true", help="speed and memory only")
     parser.add_argument("--jobs", type=int, default=2, help="time-to-quality runs in parallel")
     parser.add_argument("--threads", type=int, default=2, help="torch threads per process")
@@ -131,7 +133,7 @@ def main() -> None:
         return
     if args.quality:
         model, data = args.quality.split(":")
-        print(json.dumps(time_to_quality(model, data, args.max_steps, every=2000)))
+        print(json.dumps(time_to_quality(model, data)))
         return
     results = {
         "machine": {
@@ -145,7 +147,7 @@ def main() -> None:
         ],
     }
     if not args.skip_quality:
-        results["quality"] = quality_runs(args.max_steps, args.jobs)
+        results["quality"] = quality_runs(args.jobs)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "bench.json"
     path.write_text(json.dumps(results, indent=2))
@@ -155,7 +157,11 @@ def main() -> None:
             f"MFU {row['mfu']:.1%}  RSS {row['peak_rss_mb']:.0f} MB"
         )
     for row in results.get("quality", []):
-        print(f"{row['model']:8s} {row['data']:12s} reached: {row['reached']}")
+        hq = row["final"]["eval/high_quality"]
+        print(
+            f"{row['model']:8s} {row['data']:12s} {row['steps']} steps {row['seconds']} s, "
+            f"modes {row['final']['eval/modes']:.0f}, HQ {hq:.1%}, reached: {row['reached']}"
+        )
     print(f"wrote {path}")
 
 

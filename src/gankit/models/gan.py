@@ -38,7 +38,7 @@ class GAN(GANModel):
     """Generator G: z → x and discriminator D: x → logit, trained with BCE losses."""
 
     Config = GANConfig
-    train_defaults = {"steps": 20000, "batch_size": 256, "eval_every": 2000, "ckpt_every": 2000}
+    train_defaults = {"steps": 10000, "batch_size": 256, "eval_every": 1000, "ckpt_every": 1000}
 
     def __init__(self, cfg: GANConfig, spec: DataSpec) -> None:
         super().__init__(cfg, spec)

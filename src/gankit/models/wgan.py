@@ -45,7 +45,7 @@ class WGAN(GANModel):
     """Generator G and critic f (raw score, no sigmoid); critic weights clipped after each step."""
 
     Config = WGANConfig
-    train_defaults = {"steps": 20000, "batch_size": 256, "eval_every": 2000, "ckpt_every": 2000}
+    train_defaults = {"steps": 10000, "batch_size": 256, "eval_every": 1000, "ckpt_every": 1000}
 
     def __init__(self, cfg: WGANConfig, spec: DataSpec) -> None:
         super().__init__(cfg, spec)

@@ -47,10 +47,12 @@ class WGANGP(WGAN):
     """WGAN whose Lipschitz constraint is a gradient penalty (or spectral norm), not clipping."""
 
     Config = WGANGPConfig
-    # the authors' own 2-D toy code (gan_toy.py) used λ = 0.1 and β1 = 0.5: with λ = 10 and
-    # β1 = 0 some seeds drift away from the data for thousands of steps (seen on 8 Gaussians)
-    kind_defaults = {"points": {"gp_lambda": 0.1, "betas": (0.5, 0.9)}}
-    train_defaults = {"steps": 20000, "batch_size": 256, "eval_every": 2000, "ckpt_every": 2000}
+    # 2-D data: the authors' own toy code (gan_toy.py) used λ = 0.1 and β1 = 0.5; with λ = 10 and
+    # β1 = 0 some seeds drift away from the data for thousands of steps (seen on 8 Gaussians).
+    # A 10× larger LR, decayed linearly to 0, reaches >= 90% high-quality samples in half the
+    # steps that 1e-4 needs (measured on 8 Gaussians, see README).
+    kind_defaults = {"points": {"gp_lambda": 0.1, "betas": (0.5, 0.9), "lr": 1e-3}}
+    train_defaults = {"steps": 10000, "batch_size": 256, "eval_every": 1000, "ckpt_every": 1000}
 
     def __init__(self, cfg: WGANGPConfig, spec: DataSpec) -> None:
         super().__init__(cfg, spec)
