@@ -153,6 +153,7 @@ def test_study_is_reproducible_and_leaves_global_state(tmp_path: Path) -> None:
         ({"thetas": []}, "empty"),
         ({"n": 3}, "at least 10"),
         ({"critic_steps": 0}, "at least 1 step"),
+        ({"seed": -1}, "seeds must be >= 0"),
     ],
 )
 def test_bad_inputs_raise_one_line_errors(tmp_path: Path, kw: dict, message: str) -> None:

@@ -69,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--n", type=int, help="samples to evaluate (default: the run's eval_samples)")
     ev.add_argument("--checkpoint", help="a specific checkpoint file (default: the latest)")
     ev.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
+    from gankit.theory import add_theory_parser
+
+    add_theory_parser(sub)
     data = sub.add_parser(
         "data",
         help="fetch datasets into the local cache",
@@ -80,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
     fetch.add_argument("name", help="mnist or fashion-mnist")
     fetch.add_argument("--force", action="store_true", help="fetch again even if cached")
     return root
+
+
+def _theory(args: argparse.Namespace) -> None:
+    from gankit.theory import run_theory
+
+    run_theory(args)
 
 
 def _data(args: argparse.Namespace) -> None:
@@ -206,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     from gankit.trainer import Interrupted, TrainingDiverged
 
     try:
-        {"train": _train, "sample": _sample, "eval": _eval, "data": _data}[args.command](args)
+        {"train": _train, "sample": _sample, "eval": _eval, "data": _data, "theory": _theory}[
+            args.command
+        ](args)
     except Interrupted as exc:
         print(f"gankit: {exc}", file=sys.stderr)
         return 130

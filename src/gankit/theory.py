@@ -41,7 +41,7 @@ from gankit.losses import (  # noqa: E402
     g_loss_wasserstein,
     gradient_penalty,
 )
-from gankit.nn import PointCritic  # noqa: E402
+from gankit.nn import MLP  # noqa: E402
 
 __all__ = ["HIST_BINS", "HIST_BOUNDS", "add_theory_parser", "parallel_lines_study", "run_theory"]
 
@@ -53,8 +53,8 @@ HIST_BOUNDS = ((-1.05, 1.05), (0.0, 1.0))
 HIST_BINS = (105, 10)
 THETA_LIMIT = 1.0  # |θ| beyond this would leave the fixed grid
 
-# Learned view: small nets and few steps keep 21 values of θ well under a minute on 2 CPU cores.
-NET = {"hidden": 64, "depth": 2}
+# Learned view: small nets and few steps keep 21 values of θ well under a minute on one core.
+NET = {"hidden": 64, "depth": 2, "leaky": 0.2}
 BATCH = 256
 CRITIC_OPT = {"lr": 1e-3, "betas": (0.0, 0.9)}  # WGAN-GP paper's betas, larger lr for speed
 GP_LAMBDA = 10.0
@@ -64,9 +64,10 @@ DISC_OPT = {"lr": 2e-3, "betas": (0.5, 0.999)}  # DCGAN betas; a high lr saturat
 # thread, 312 s with two on a busy 2-core machine, same numbers).
 TRAIN_THREADS = 1
 SEED_STRIDE = 1000  # seed of θ number i is seed * SEED_STRIDE + i, so runs never share seeds
+EVAL_SEED_OFFSET = 2**40  # evaluation samples: a stream disjoint from every training seed
 
 DEFAULT_THETAS = tuple(float(t) for t in np.round(np.linspace(-1.0, 1.0, 21), 10))
-QUICK = {"thetas": (-1.0, -0.5, -0.2, 0.0, 0.2, 0.5, 1.0), "n": 500, "critic_steps": 250}
+QUICK = {"thetas": (-1.0, -0.5, -0.2, 0.0, 0.2, 0.5, 1.0), "n": 500, "critic_steps": 400}
 
 FIG1 = "parallel_lines.png"
 FIG_LEARNED = "parallel_lines_learned.png"
@@ -80,17 +81,15 @@ TheoryFn = Callable[[nn.Module, Tensor, Tensor, torch.Generator], Tensor]
 # --------------------------------------------------------------------------------------------
 
 
-def _lines(theta: Tensor, z0: Tensor, z: Tensor) -> tuple[Tensor, Tensor]:
-    """``x_0 = (0, z0)`` and ``x_θ = (θ, z)``, stacked as (n, 2); x_θ carries θ's autograd graph."""
-    x0 = torch.stack([torch.zeros_like(z0), z0], dim=1)
-    x_theta = torch.stack([theta * torch.ones_like(z), z], dim=1)
-    return x0, x_theta
+def _segment(theta: Tensor, z: Tensor) -> Tensor:
+    """Points ``(θ, z_i)`` as (n, 2); when θ requires grad, so do they (x_θ is a function of θ)."""
+    return torch.stack([theta * torch.ones_like(z), z], dim=1)
 
 
 def _draw(theta: float, n: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
     """n points of P_0 and n of P_θ, with independent ``Z ~ U[0, 1]`` for each set."""
     z = torch.rand(2, n, generator=gen)
-    return _lines(torch.tensor(theta), z[0], z[1])
+    return _segment(torch.tensor(0.0), z[0]), _segment(torch.tensor(theta), z[1])
 
 
 # --------------------------------------------------------------------------------------------
@@ -109,6 +108,17 @@ def _bce_loss(d: nn.Module, x0: Tensor, x_theta: Tensor, gen: torch.Generator) -
     return d_loss_bce(d(x0), d(x_theta))
 
 
+def _point_net() -> nn.Module:
+    """MLP R² → R with raw scores of shape (B,), LeakyReLU and no normalisation layer.
+
+    No batch norm, since the gradient penalty is per sample. LeakyReLU rather than ReLU: with
+    ReLU some initialisations let every unit die on the strip between the two segments; the
+    critic is then flat there, ``∇f = 0`` and the penalty's own gradient vanishes, so it stays
+    stuck with loss λ (2 of 150 (seed, θ) runs of 500 steps; none with LeakyReLU).
+    """
+    return nn.Sequential(MLP(2, 1, **NET), nn.Flatten(0))
+
+
 def _train(
     loss_fn: TheoryFn, opt_kw: dict[str, Any], theta: float, steps: int, seed: int
 ) -> nn.Module:
@@ -116,7 +126,7 @@ def _train(
     # fork_rng keeps the caller's global torch RNG untouched by the weight initialisation.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = PointCritic(2, **NET)  # no batch norm: the gradient penalty is per sample
+        net = _point_net()
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), **opt_kw)
     for _ in range(steps):
@@ -133,8 +143,7 @@ def _theta_derivative(
 ) -> float:
     """``d/dθ objective(net(x_θ))`` at θ, by autograd through ``x_θ = (θ, z)``."""
     theta_t = torch.tensor(theta, requires_grad=True)
-    x_theta = torch.stack([theta_t * torch.ones_like(z), z], dim=1)
-    (grad,) = torch.autograd.grad(objective(net(x_theta)), theta_t)
+    (grad,) = torch.autograd.grad(objective(net(_segment(theta_t, z))), theta_t)
     return float(grad)
 
 
@@ -147,7 +156,7 @@ def _learned(theta: float, n: int, steps: int, seed: int) -> dict[str, float]:
     """
     critic = _train(_wgan_gp_loss, CRITIC_OPT, theta, steps, seed)
     disc = _train(_bce_loss, DISC_OPT, theta, steps, seed)
-    gen = torch.Generator().manual_seed(seed + SEED_STRIDE // 2)  # held out from training
+    gen = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)  # fresh points, not trained on
     x0, x_theta = _draw(theta, n, gen)
     z = x_theta[:, 1]
     with torch.no_grad():
@@ -169,7 +178,9 @@ def _learned(theta: float, n: int, steps: int, seed: int) -> dict[str, float]:
 # --------------------------------------------------------------------------------------------
 
 
-def _check_study_inputs(thetas: Sequence[float], n: int, critic_steps: int) -> list[float]:
+def _check_study_inputs(
+    thetas: Sequence[float], n: int, critic_steps: int, seed: int
+) -> list[float]:
     values = [float(t) for t in np.asarray(thetas, dtype=np.float64).reshape(-1)]
     if not values:
         raise GankitError("thetas is empty: give at least one value of θ")
@@ -180,6 +191,8 @@ def _check_study_inputs(thetas: Sequence[float], n: int, critic_steps: int) -> l
         raise GankitError(f"n = {n}: use at least 10 samples per distribution")
     if critic_steps < 1:
         raise GankitError(f"critic_steps = {critic_steps}: train for at least 1 step")
+    if seed < 0:
+        raise GankitError(f"seed = {seed}: seeds must be >= 0")
     return values
 
 
@@ -197,7 +210,7 @@ def _protocol(thetas: list[float], n: int, critic_steps: int, seed: int) -> dict
             "resolves_abs_theta_above": width / 2,
         },
         "em_from_samples": "exact optimal transport between the two empirical measures",
-        "net": {**NET, "activation": "relu", "norm": "none"},
+        "net": {**NET, "activation": "leaky_relu", "norm": "none"},
         "steps": critic_steps,
         "batch": BATCH,
         "critic": {"loss": "wgan-gp", "gp_lambda": GP_LAMBDA, "adam": CRITIC_OPT},
@@ -256,42 +269,36 @@ def parallel_lines_study(
     critic_steps: int = 500,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Reproduce Figure 1 of the WGAN paper and its learned counterpart, and write the files.
+    """Reproduce Figure 1 of the WGAN paper and its learned counterpart; write PNGs and JSON.
 
-    For every θ: closed forms ``TV, KL, JS, W`` between P_0 and P_θ; their estimates from n
-    samples each (histogram on :data:`HIST_BOUNDS` with :data:`HIST_BINS` cells, which resolves
-    ``|θ| > 0.01``; W by exact empirical optimal transport); a WGAN-GP critic (λ = 10) and a
-    GAN discriminator, each trained ``critic_steps`` Adam steps on batches of 256, and the
-    derivatives in θ of their generator objectives.
+    Per θ: closed forms ``TV, KL, JS, W`` of (P_0, P_θ); estimates from n samples each (histogram
+    on :data:`HIST_BOUNDS` × :data:`HIST_BINS`, resolving ``|θ| > 0.01``; W by exact empirical
+    OT); a WGAN-GP critic (λ = 10, ``Ŵ = E f(x_0) - E f(x_θ)``) and a BCE discriminator, each
+    trained ``critic_steps`` Adam steps, with the θ-derivatives of their generator objectives.
 
     Args:
-        out_dir: Folder for ``parallel_lines.png``, ``parallel_lines_learned.png`` and
-            ``parallel_lines.json`` (created if needed).
+        out_dir: Folder for parallel_lines.png, parallel_lines_learned.png, parallel_lines.json.
         thetas: Offsets in ``[-1, 1]``.
         n: Samples per distribution for the estimates and the learned measurements.
         critic_steps: Training steps of the critic and of the discriminator, per θ.
-        seed: Base seed; θ number i uses ``seed * 1000 + i``.
+        seed: Base seed (≥ 0); θ number i uses ``seed * 1000 + i``.
 
     Returns:
-        The JSON content: ``protocol``, ``results`` (one record per θ with ``closed_form``,
-        ``sample`` and ``learned``), ``timing`` and ``files``. Infinite values are floats here
-        and the string ``"inf"`` in the file.
+        The JSON content: ``protocol``, ``results`` (per θ: ``closed_form``, ``sample``,
+        ``learned``), ``timing``, ``files``; ``inf`` is a float here, ``"inf"`` in the file.
     """
-    values = _check_study_inputs(thetas, n, critic_steps)
+    values = _check_study_inputs(thetas, n, critic_steps, seed)
     out_dir = _prepare_out_dir(Path(out_dir))
     start = time.perf_counter()
     results = _rows(values, n, critic_steps, seed)
-    files = {"figure1": FIG1, "learned": FIG_LEARNED, "json": JSON_NAME}
-    files = {key: str(out_dir / name) for key, name in files.items()}
-    _plot_figure1(results, out_dir / FIG1)
-    _plot_learned(results, out_dir / FIG_LEARNED)
+    files = _write_plots(results, out_dir)
     study = {
         "protocol": _protocol(values, n, critic_steps, seed),
         "results": results,
         "timing": {"seconds": round(time.perf_counter() - start, 2)},
         "files": files,
     }
-    (out_dir / JSON_NAME).write_text(json.dumps(_json_safe(study), indent=2) + "\n")
+    Path(files["json"]).write_text(json.dumps(_json_safe(study), indent=2) + "\n")
     return study
 
 
@@ -353,7 +360,7 @@ def _plot_estimates(ax: plt.Axes, theta: np.ndarray, results: list[dict[str, Any
         label="GAN: log 2 - L_D / 2",
     )
     ax.set(title="learned estimates", xlabel="θ", ylim=(-0.05, 1.15))
-    ax.legend(loc="upper center", fontsize=7)
+    ax.legend(loc="upper center", fontsize=7, framealpha=0.95)
 
 
 def _plot_gradients(ax: plt.Axes, theta: np.ndarray, results: list[dict[str, Any]]) -> None:
@@ -405,14 +412,22 @@ def _plot_learned(results: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def _write_plots(results: list[dict[str, Any]], out_dir: Path) -> dict[str, str]:
+    """Write both figures into ``out_dir``; return the paths of all three output files."""
+    _plot_figure1(results, out_dir / FIG1)
+    _plot_learned(results, out_dir / FIG_LEARNED)
+    files = {"figure1": FIG1, "learned": FIG_LEARNED, "json": JSON_NAME}
+    return {key: str(out_dir / name) for key, name in files.items()}
+
+
 # --------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------
 
 THEORY_EXAMPLES = """examples:
-  gankit theory parallel-lines --out theory          # 21 values of θ, about half a minute
+  gankit theory parallel-lines --out theory          # 21 values of θ, about 20 s
   gankit theory parallel-lines --out docs/img --seed 1
-  gankit theory parallel-lines --quick --out /tmp/pl   # 7 values of θ, fewer steps
+  gankit theory parallel-lines --quick --out /tmp/pl   # 7 values of θ, about 5 s
 
 writes parallel_lines.png (JS and EM against θ: closed form and from samples, the WGAN
 paper's Figure 1), parallel_lines_learned.png (a trained WGAN-GP critic and GAN discriminator:
@@ -444,7 +459,9 @@ def add_theory_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         help="JS vs EM between two parallel segments (WGAN paper, Figure 1), learned too",
     )
     lines.add_argument("--out", default="theory", help="folder for the PNGs and JSON (theory/)")
-    lines.add_argument("--quick", action="store_true", help="7 values of θ and fewer steps")
+    lines.add_argument(
+        "--quick", action="store_true", help="7 values of θ, 500 samples, 400 steps (for tests)"
+    )
     lines.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
     return theory
 
