@@ -14,6 +14,7 @@ def test_precedence_family_yaml_cli(tmp_path):
     cfg = resolve("wgan-gp", "mnist")
     assert cfg.train.steps == MODELS["wgan-gp"].train_defaults["steps"]
     assert cfg.model_config.gp_lambda == 10.0 and tuple(cfg.model_config.betas) == (0.0, 0.9)
+    assert cfg.train.ema and not resolve("wgan-gp", "ring").train.ema  # EMA on for images
     toy = resolve("wgan-gp", "8gaussians")  # the authors' toy settings for 2-D data
     assert toy.model_config.gp_lambda == 0.1 and tuple(toy.model_config.betas) == (0.5, 0.9)
     assert resolve("wgan-gp", "8gaussians", None, ["gp_lambda=10"]).model_config.gp_lambda == 10

@@ -87,3 +87,20 @@ def test_spectral_norm_option_has_no_penalty():
     logs = model.train_step(_stream(SPECS[0]), step=0)
     assert "loss/gp" not in logs
     assert any("parametrizations" in n for n, _ in model.critic.named_parameters())
+
+
+@pytest.mark.parametrize("cls, cfg", [(WGAN, WGANConfig.tiny()), (WGANGP, WGANGPConfig.tiny())])
+def test_diagnostics_bracket_the_lipschitz_constant(cls, cfg):
+    """Lower bounds <= spectral upper bound; clipping adds its own (looser) bound."""
+    model = cls(cfg, SPECS[0])
+    model.setup()
+    model.train_step(_stream(SPECS[0]), step=30)
+    real = torch.randn(64, 2)
+    fake = model.sample(64, generator=torch.Generator().manual_seed(0))
+    diag = model.diagnostics(real, fake, torch.Generator().manual_seed(0))
+    lower = max(diag["eval/lipschitz/lower_grad"], diag["eval/lipschitz/lower_pairs"])
+    assert 0 < lower <= diag["eval/lipschitz/upper_spectral"] * (1 + 1e-4)
+    if cls is WGAN:
+        assert diag["eval/lipschitz/upper_clipping"] >= diag["eval/lipschitz/upper_spectral"]
+    else:
+        assert "eval/lipschitz/upper_clipping" not in diag

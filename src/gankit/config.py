@@ -39,7 +39,9 @@ class TrainConfig:
     ckpt_every: int = option(1000, "steps between checkpoints", min=1)
     keep_last: int = option(3, "checkpoints kept (older ones are deleted)", min=1)
     eval_samples: int = option(2000, "generated samples per evaluation", min=10)
-    ema: bool = option(False, "keep an exponential moving average of the generator weights")
+    ema: bool = option(
+        False, "keep an exponential moving average of the generator (default: on for images)"
+    )
     ema_decay: float = option(0.999, "EMA decay per step", min=0.0, max=1.0)
     progress: bool = option(True, "show a progress bar with live losses")
 
