@@ -122,6 +122,13 @@ class GANModel(nn.Module):
         return torch.randn(n, z_dim, generator=generator).to(self.device)
 
 
+def player_optimizers(
+    opt: type[torch.optim.Optimizer], generator: nn.Module, critic: nn.Module, **kwargs: Any
+) -> dict[str, torch.optim.Optimizer]:
+    """The same optimiser for both players: keys "g" (generator) and "d" (discriminator/critic)."""
+    return {"g": opt(generator.parameters(), **kwargs), "d": opt(critic.parameters(), **kwargs)}
+
+
 def critic_diagnostics(
     critic: nn.Module,
     real: Tensor,

@@ -22,7 +22,7 @@ from gankit import losses
 from gankit.config import option
 from gankit.data import DataSpec
 from gankit.errors import GankitError
-from gankit.models.base import Batch, GANModel
+from gankit.models.base import Batch, GANModel, player_optimizers
 from gankit.nn import MLP, ConvCritic, ConvGenerator, init_weights
 
 
@@ -150,11 +150,13 @@ class CGAN(GANModel):
         init_weights(self)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        betas = tuple(self.cfg.betas)
-        return {
-            "g": torch.optim.Adam(self.generator.parameters(), self.cfg.lr, betas=betas),
-            "d": torch.optim.Adam(self.discriminator.parameters(), self.cfg.lr, betas=betas),
-        }
+        return player_optimizers(
+            torch.optim.Adam,
+            self.generator,
+            self.discriminator,
+            lr=self.cfg.lr,
+            betas=self.cfg.betas,
+        )
 
     def d_loss(self, real: Tensor, fake: Tensor, y: Tensor) -> tuple[Tensor, dict[str, float]]:
         loss = D_LOSS[self.cfg.loss](self.discriminator(real, y), self.discriminator(fake, y))

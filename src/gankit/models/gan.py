@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from gankit import losses
 from gankit.config import option
 from gankit.data import DataSpec
-from gankit.models.base import Batch, GANModel, critic_diagnostics
+from gankit.models.base import Batch, GANModel, critic_diagnostics, player_optimizers
 from gankit.nn import build_critic, build_generator, init_weights
 
 
@@ -48,11 +48,13 @@ class GAN(GANModel):
         init_weights(self)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        betas = tuple(self.cfg.betas)
-        return {
-            "g": torch.optim.Adam(self.generator.parameters(), self.cfg.lr, betas=betas),
-            "d": torch.optim.Adam(self.discriminator.parameters(), self.cfg.lr, betas=betas),
-        }
+        return player_optimizers(
+            torch.optim.Adam,
+            self.generator,
+            self.discriminator,
+            lr=self.cfg.lr,
+            betas=self.cfg.betas,
+        )
 
     def train_step(self, batches: Iterator[Batch], step: int) -> dict[str, float]:
         for _ in range(self.cfg.d_steps):

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from gankit import losses
 from gankit.config import option
 from gankit.data import DataSpec
-from gankit.models.base import Batch, GANModel, critic_diagnostics
+from gankit.models.base import Batch, GANModel, critic_diagnostics, player_optimizers
 from gankit.nn import build_critic, build_generator, init_weights
 
 
@@ -58,10 +58,7 @@ class WGAN(GANModel):
         return self.cfg.critic_norm
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {
-            "g": torch.optim.RMSprop(self.generator.parameters(), self.cfg.lr),
-            "d": torch.optim.RMSprop(self.critic.parameters(), self.cfg.lr),
-        }
+        return player_optimizers(torch.optim.RMSprop, self.generator, self.critic, lr=self.cfg.lr)
 
     def critic_iterations(self, step: int) -> int:
         if getattr(self.cfg, "critic_boost", False) and (step < 25 or step % 500 == 0):

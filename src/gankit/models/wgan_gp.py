@@ -16,6 +16,7 @@ from torch import Tensor
 from gankit import losses
 from gankit.config import option
 from gankit.data import DataSpec
+from gankit.models.base import player_optimizers
 from gankit.models.wgan import WGAN
 from gankit.nn import refuse_batchnorm
 
@@ -63,11 +64,9 @@ class WGANGP(WGAN):
         return "spectral" if self.cfg.constraint == "sn" else self.cfg.critic_norm
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        betas = tuple(self.cfg.betas)
-        return {
-            "g": torch.optim.Adam(self.generator.parameters(), self.cfg.lr, betas=betas),
-            "d": torch.optim.Adam(self.critic.parameters(), self.cfg.lr, betas=betas),
-        }
+        return player_optimizers(
+            torch.optim.Adam, self.generator, self.critic, lr=self.cfg.lr, betas=self.cfg.betas
+        )
 
     def critic_loss(self, real: Tensor, fake: Tensor) -> tuple[Tensor, dict[str, float]]:
         wasserstein = losses.d_loss_wasserstein(self.critic(real), self.critic(fake))
