@@ -29,7 +29,7 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path):
         checkpoint.load(path)
 
 
-def test_loading_never_runs_pickled_code(tmp_path):
+def test_loading_never_runs_pickled_code(tmp_path, capsys):
     class Evil:
         def __reduce__(self):
             return (print, ("pwned",))
@@ -39,6 +39,7 @@ def test_loading_never_runs_pickled_code(tmp_path):
         pickle.dump({"step": 1, "config": {}, "x": Evil()}, f)
     with pytest.raises(GankitError, match="corrupt or truncated"):
         checkpoint.load(path)
+    assert "pwned" not in capsys.readouterr().out
 
 
 def test_foreign_file_is_rejected(tmp_path):

@@ -60,7 +60,7 @@ def n_halvings(size: int, min_size: int = 4) -> int:
     return n
 
 
-def _norm2d(norm: Norm, channels: int, spatial: int) -> nn.Module:
+def _norm2d(norm: Norm, channels: int) -> nn.Module:
     if norm == "batch":
         return nn.BatchNorm2d(channels)
     if norm == "instance":
@@ -88,13 +88,12 @@ class ConvGenerator(nn.Module):
         self.s0, self.c0 = h // 2**k, base * 2 ** (k - 1)
         self.fc = nn.Sequential(nn.Linear(z_dim, self.c0 * self.s0**2), nn.ReLU())
         blocks: list[nn.Module] = []
-        ch, side = self.c0, self.s0
+        ch = self.c0
         for i in range(k):
             out = c if i == k - 1 else ch // 2
-            side *= 2
             blocks.append(nn.ConvTranspose2d(ch, out, 4, stride=2, padding=1))
             if i < k - 1:
-                blocks += [_norm2d(norm, out, side), nn.ReLU()]
+                blocks += [_norm2d(norm, out), nn.ReLU()]
             ch = out
         blocks.append(nn.Tanh())
         self.net = nn.Sequential(*blocks)
@@ -119,7 +118,7 @@ class ConvCritic(nn.Module):
             side //= 2
             layers.append(spectral_norm(conv) if sn else conv)
             if i > 0:
-                layers.append(_norm2d(norm, out, side))
+                layers.append(_norm2d(norm, out))
             layers.append(nn.LeakyReLU(0.2))
             ch = out
         self.features = nn.Sequential(*layers, nn.Flatten())
@@ -180,7 +179,3 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
             nn.init.normal_(m.weight, 0.0, std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-
-
-def count_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
