@@ -8,8 +8,9 @@ module, so it loads after the code moves, with ``torch.load(weights_only=True)``
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -20,11 +21,16 @@ _NAME = re.compile(r"step_(\d+)\.pt$")
 
 def save_atomic(state: dict[str, Any], path: Path) -> None:
     """Write ``state`` via temp file + fsync + rename: a crash leaves old or new whole."""
+    write_atomic(path, lambda f: torch.save(state, f))
+
+
+def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """Call ``write(file)`` on a temp file beside ``path``, fsync it, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

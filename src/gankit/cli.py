@@ -13,6 +13,7 @@ TRAIN_EXAMPLES = """examples:
   gankit train gan --data ring --config my.yaml --out runs/ring-gan
   gankit train --resume runs/00000-wgan-gp-8gaussians steps=6000   # continue, even after Ctrl-C
   gankit train wgan-gp --data 8gaussians --dry-run           # print the resolved config
+  gankit train classifier --data mnist epochs=2              # evaluation classifier, cached
 """
 
 SAMPLE_EXAMPLES = """examples:
@@ -40,7 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     fmt = {"formatter_class": argparse.RawDescriptionHelpFormatter}
 
     train = sub.add_parser("train", help="train a model", epilog=TRAIN_EXAMPLES, **fmt)
-    train.add_argument("model", nargs="?", help=f"one of: {', '.join(MODELS)}")
+    train.add_argument(
+        "model", nargs="?", help=f"one of: {', '.join(MODELS)}, or classifier (for evaluation)"
+    )
     train.add_argument("overrides", nargs="*", help="config overrides key=value (seed=3, lr=1e-4)")
     train.add_argument("--data", help=f"dataset: {', '.join(DATASETS)}, or a folder")
     train.add_argument("--steps", help="generator steps (default: the family's preset)")
@@ -130,6 +133,9 @@ def _train(args: argparse.Namespace) -> None:
     from gankit.trainer import Run, Trainer
 
     overrides = _train_overrides(args)
+    if args.model == "classifier":
+        _train_classifier(args.data, overrides)
+        return
     if args.resume:
         run_dir = runs.require_run(args.resume)
         ckpt = runs.latest_checkpoint(run_dir)
@@ -151,6 +157,18 @@ def _train(args: argparse.Namespace) -> None:
         print(f"training {cfg.model} on {cfg.data} into {run_dir} ({run.device})", file=sys.stderr)
     metrics = Trainer(run, run_dir).fit()
     print(json.dumps({"run_dir": str(run_dir), "step": run.step, **metrics}))
+
+
+def _train_classifier(data: str | None, overrides: list[str]) -> None:
+    """`gankit train classifier --data NAME`: the evaluation classifier of a labelled dataset."""
+    from gankit.config import apply, parse_overrides
+    from gankit.metrics.classifier import ClassifierConfig, train_for_dataset
+
+    if not data:
+        raise GankitError("name the dataset: gankit train classifier --data mnist")
+    cfg = apply(ClassifierConfig(), dict(parse_overrides(overrides)), "classifier")
+    path, acc = train_for_dataset(data, cfg)
+    print(json.dumps({"classifier": str(path), "test_accuracy": acc}))
 
 
 def _load(args: argparse.Namespace):

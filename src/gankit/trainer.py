@@ -137,7 +137,9 @@ class Run:
     def evaluate(self, n: int) -> dict[str, float]:
         """Data metrics of ``n`` samples plus the model's diagnostics, at a fixed seed."""
         fake = self.samples(n, EVAL_SEED)
-        metrics = self.data.evaluate(fake, EVAL_SEED)
+        # conditional samples come in class blocks (label=None); score them against those classes
+        labels = self.model.labels_for(n, None) if self.model.conditional else None
+        metrics = self.data.evaluate(fake, EVAL_SEED, labels)
         real = self.data.reference(n, EVAL_SEED + 1)
         with self.averaged():
             diag = self.model.diagnostics(

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from gankit.data.images import DATASETS as IMAGE_DATASETS
-from gankit.data.images import ImageDataset, load_image_dataset, to_float
+from gankit.data.images import ImageDataset, load_image_dataset, to_float, to_uint8
 from gankit.data.toy import TOY, ToyDistribution, parallel_line
 from gankit.errors import GankitError
 
@@ -53,8 +53,11 @@ class DataSource:
         """Write a picture of generated samples to ``path`` (PNG); ``nrow`` images per grid row."""
         raise NotImplementedError
 
-    def evaluate(self, fake: Tensor, seed: int) -> dict[str, float]:
-        """Data-side metrics of generated samples; ``seed`` fixes the real reference sample."""
+    def evaluate(self, fake: Tensor, seed: int, labels: Tensor | None = None) -> dict[str, float]:
+        """Data-side metrics of generated samples; ``seed`` fixes the real reference sample.
+
+        ``labels`` (N,) are the classes a conditional model was asked for.
+        """
         return {}
 
     def state_dict(self) -> dict[str, Any]:
@@ -88,7 +91,7 @@ class ToySource(DataSource):
             fake, path, real=self.reference(len(fake), 1), modes=self.dist.modes, title=title
         )
 
-    def evaluate(self, fake: Tensor, seed: int) -> dict[str, float]:
+    def evaluate(self, fake: Tensor, seed: int, labels: Tensor | None = None) -> dict[str, float]:
         from gankit.metrics.toy import toy_metrics
 
         return toy_metrics(fake, self.reference(len(fake), seed), self.dist.modes, self.dist.std)
@@ -154,6 +157,18 @@ class ImageSource(DataSource):
         from gankit.data.grid import save_grid
 
         save_grid(fake, path, nrow=nrow)
+
+    def evaluate(self, fake: Tensor, seed: int, labels: Tensor | None = None) -> dict[str, float]:
+        """Conditional accuracy: the share of samples the dataset's classifier puts in the
+        requested class (needs `gankit train classifier --data NAME`; skipped without it)."""
+        from gankit.metrics.classifier import cached_classifier, predict
+
+        c, h = self.spec.shape[0], self.spec.shape[1]
+        found = cached_classifier(self.spec.name, c, h) if labels is not None else None
+        if found is None:
+            return {}
+        predicted = torch.as_tensor(predict(found[0], to_uint8(fake)))
+        return {"eval/cond_accuracy": float((predicted == labels.cpu()).float().mean())}
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "order": self.order, "pos": self.pos}

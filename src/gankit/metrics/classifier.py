@@ -21,8 +21,8 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,8 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
+from gankit.checkpoint import write_atomic
+from gankit.config import option
 from gankit.errors import GankitError
 
 FEATURE_DIM = 256
@@ -306,16 +308,8 @@ def _meta_path(path: Path) -> Path:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same directory + os.replace, so readers never see half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Readers never see half a file: temp file, fsync, rename (as checkpoints are written)."""
+    write_atomic(path, lambda f: f.write(data))
 
 
 def save_classifier(model: SmallCNN, path: str | os.PathLike, meta: dict | None = None) -> Path:
@@ -383,3 +377,53 @@ def load_classifier(
     except (SafetensorError, RuntimeError) as e:
         raise GankitError(f"classifier weights {path} do not match their metadata: {e}") from e
     return model.to(device).eval(), meta
+
+
+# --------------------------------------------------------------------------- per-dataset cache
+
+
+def classifier_path(dataset: str, channels: int, size: int) -> Path:
+    """Where the evaluation classifier of ``dataset`` at this image shape is cached."""
+    from gankit.data.images import cache_dir
+
+    slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(dataset).name or dataset)
+    return cache_dir().parent / "classifiers" / f"{slug}-{channels}x{size}.safetensors"
+
+
+def cached_classifier(dataset: str, channels: int, size: int) -> tuple[SmallCNN, dict] | None:
+    """The cached classifier for this dataset and shape, or None when none was trained yet."""
+    path = classifier_path(dataset, channels, size)
+    return load_classifier(path) if path.is_file() else None
+
+
+@dataclass
+class ClassifierConfig:
+    """Options of ``gankit train classifier`` (key=value on the command line)."""
+
+    epochs: int = option(2, "passes over the training images", min=1)
+    batch_size: int = option(128, "images per step", min=1)
+    lr: float = option(3e-3, "peak Adam learning rate", min=0.0)
+    seed: int = option(0, "seed of initialisation, order and augmentation", min=0)
+    image_size: int = option(0, "resize images to this side (0 keeps the dataset's size)", min=0)
+
+
+def train_for_dataset(dataset: str, cfg: ClassifierConfig) -> tuple[Path, float]:
+    """Train the evaluation classifier of ``dataset``, cache it, return (path, test accuracy)."""
+    from gankit.data.images import load_image_dataset
+
+    size = cfg.image_size or None
+    train = load_image_dataset(dataset, "train", size=size)
+    test = load_image_dataset(dataset, "test", size=size)
+    model = train_classifier(
+        train.images,
+        train.labels,
+        len(train.classes),
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        lr=cfg.lr,
+        seed=cfg.seed,
+    )
+    acc = accuracy(model, test.images, test.labels)
+    c, h = int(train.images.shape[1]), int(train.images.shape[2])
+    meta = {"dataset": dataset, "test_accuracy": acc, "test_images": len(test), **asdict(cfg)}
+    return save_classifier(model, classifier_path(dataset, c, h), meta), acc
