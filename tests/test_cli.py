@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from gankit.cli import main
 
@@ -106,3 +107,40 @@ def test_help_has_examples(capsys, command):
     out = capsys.readouterr().out
     assert "usage: gankit" in out
     assert "example" in out or not command
+
+
+@pytest.fixture(scope="module")
+def cgan_run(tmp_path_factory):
+    """A 3-step cgan on a tiny class-folder dataset of generated PNGs."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("folder")
+    for k, name in enumerate(["dark", "mid", "bright"]):
+        (root / name).mkdir()
+        for i in range(6):
+            pixels = torch.full((28, 28), 40 + 80 * k + i, dtype=torch.uint8).numpy()
+            Image.fromarray(pixels).save(root / name / f"{i}.png")
+    out = root.parent / "cgan-run"
+    argv = ["train", "cgan", "--data", str(root), "--steps", "3", "--out", str(out)]
+    assert main([*argv, "z_dim=4", "hidden=16", "depth=1", "batch_size=4", "progress=false"]) == 0
+    return out
+
+
+def test_sample_by_label(cgan_run, tmp_path):
+    from PIL import Image
+
+    one, grid = tmp_path / "one.png", tmp_path / "grid.png"
+    assert main(["sample", str(cgan_run), "--label", "bright", "--n", "4", "--out", str(one)]) == 0
+    assert main(["sample", str(cgan_run), "--label", "all", "--n", "6", "--out", str(grid)]) == 0
+    # 2 per class, one row per class: 3 rows of 28 px plus 2 px padding around each
+    assert Image.open(grid).size == (2 * 30 + 2, 3 * 30 + 2)
+    walk = tmp_path / "walk.png"
+    assert main(["sample", str(cgan_run), "--label", "0", "--interpolate", "--out", str(walk)]) == 0
+
+
+def test_bad_labels(capsys, cgan_run, run_dir):
+    assert "out of range" in _one_line_error(capsys, ["sample", str(cgan_run), "--label", "7"])
+    assert "give a class index" in _one_line_error(
+        capsys, ["sample", str(cgan_run), "--label", "x"]
+    )
+    assert "unconditional" in _one_line_error(capsys, ["sample", str(run_dir), "--label", "1"])
