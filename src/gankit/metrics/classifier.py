@@ -124,7 +124,7 @@ def _as_uint8_images(images: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 
 def _as_labels(labels: np.ndarray | torch.Tensor, n: int, num_classes: int) -> torch.Tensor:
-    y = torch.as_tensor(np.asarray(labels)).long().reshape(-1)
+    y = torch.from_numpy(np.asarray(labels).astype(np.int64).reshape(-1))  # copy: writable
     if y.numel() != n:
         raise GankitError(f"got {n} images but {y.numel()} labels; pass one label per image")
     if n and (int(y.min()) < 0 or int(y.max()) >= num_classes):

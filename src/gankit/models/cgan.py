@@ -126,7 +126,7 @@ class CGAN(GANModel):
 
     Config = CGANConfig
     train_defaults = {
-        "steps": 6000,
+        "steps": 10000,
         "batch_size": 64,
         "ema": True,
         "eval_samples": 5000,
