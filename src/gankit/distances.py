@@ -349,12 +349,7 @@ def js_divergence_from_samples(
 ) -> float:
     """Histogram estimate of ``JS(P, Q) = ½ KL(p̂‖m̂) + ½ KL(q̂‖m̂)``, ``m̂ = (p̂ + q̂) / 2``.
 
-    Plug-in estimator: both sets are binned on one shared grid (``bins`` cells per dimension
-    over ``bounds``, default the pooled data range) and the exact distance of the two normalised
-    histograms is returned. Binning loses information (biased down, data-processing inequality)
-    while bin-frequency noise inflates the value (biased up by convexity: two samples of the
-    same law give a positive value), most when n is small against the number of cells.
-    Meant for d ≤ 3.
+    Same plug-in estimator, grid and biases as :func:`total_variation_from_samples`.
 
     Args:
         x: Samples of P, shape (n,) or (n, d).
@@ -378,12 +373,7 @@ def kl_divergence_from_samples(
 ) -> float:
     """Histogram estimate of ``KL(P‖Q) = Σ_cells p̂ log(p̂ / q̂)`` from samples x ~ P, y ~ Q.
 
-    Plug-in estimator: both sets are binned on one shared grid (``bins`` cells per dimension
-    over ``bounds``, default the pooled data range) and the exact distance of the two normalised
-    histograms is returned. Binning loses information (biased down, data-processing inequality)
-    while bin-frequency noise inflates the value (biased up by convexity: two samples of the
-    same law give a positive value), most when n is small against the number of cells.
-    Meant for d ≤ 3.
+    Same plug-in estimator, grid and biases as :func:`total_variation_from_samples`.
 
     KL choice: with ``smoothing = 0`` (default) the estimate is ``math.inf`` as soon as a cell
     holds samples of x but none of y. That is the honest plug-in value (KL is infinite for
