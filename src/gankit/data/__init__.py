@@ -108,9 +108,13 @@ def toy_distribution(name: str) -> ToyDistribution:
                 f"data '{name}': θ must be a number, e.g. parallel-lines:0.5"
             ) from None
     if base not in TOY or arg:
-        choices = ", ".join(sorted(TOY) + sorted(IMAGE_DATASETS))
-        raise GankitError(f"unknown dataset '{name}': choose one of {choices}, or give a folder")
+        raise unknown_dataset(name)
     return TOY[base]()
+
+
+def unknown_dataset(name: str) -> GankitError:
+    choices = ", ".join(sorted(TOY) + sorted(IMAGE_DATASETS))
+    return GankitError(f"unknown dataset '{name}': choose one of {choices}, or give a folder")
 
 
 class ImageSource(DataSource):
@@ -134,6 +138,7 @@ class ImageSource(DataSource):
         )
         self.order = torch.randperm(len(train), generator=self.generator)
         self.pos = 0
+        self.classifier = None  # (model, metadata) of the dataset's evaluation classifier
 
     def batch(self, n: int) -> tuple[Tensor, Tensor]:
         parts = []
@@ -163,11 +168,14 @@ class ImageSource(DataSource):
         requested class (needs `gankit train classifier --data NAME`; skipped without it)."""
         from gankit.metrics.classifier import cached_classifier, predict
 
-        c, h = self.spec.shape[0], self.spec.shape[1]
-        found = cached_classifier(self.spec.name, c, h) if labels is not None else None
-        if found is None:
+        if labels is None:
             return {}
-        predicted = torch.as_tensor(predict(found[0], to_uint8(fake)))
+        if self.classifier is None:  # read and checksummed once, not at every evaluation
+            c, h = self.spec.shape[0], self.spec.shape[1]
+            self.classifier = cached_classifier(self.spec.name, c, h)
+        if self.classifier is None:
+            return {}
+        predicted = torch.as_tensor(predict(self.classifier[0], to_uint8(fake)))
         return {"eval/cond_accuracy": float((predicted == labels.cpu()).float().mean())}
 
     def state_dict(self) -> dict[str, Any]:
@@ -192,8 +200,7 @@ def open_data(name: str, seed: int = 0, image_size: int = 0) -> DataSource:
         train = load_image_dataset(name, "train", size=size)
         test = load_image_dataset(name, "test", size=size)
         return ImageSource(train, test, seed)
-    toy_distribution(name)  # raises the unknown-dataset error listing every choice
-    raise AssertionError("unreachable")
+    raise unknown_dataset(name)
 
 
 DATASETS = sorted(TOY) + sorted(IMAGE_DATASETS)

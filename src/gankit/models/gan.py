@@ -5,7 +5,7 @@ E_z[log D(G(z))], which has the same fixed point but does not vanish when D reje
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
@@ -24,9 +24,7 @@ class GANConfig:
     depth: int = option(3, "MLP hidden layers (points)", min=1)
     base: int = option(64, "conv channels of the first critic layer (images)", min=1)
     lr: float = option(2e-4, "Adam learning rate", min=0.0)
-    betas: tuple[float, ...] = field(
-        default=(0.5, 0.999), metadata={"help": "Adam betas, e.g. 0.5,0.999"}
-    )
+    betas: tuple[float, ...] = option((0.5, 0.999), "Adam betas, e.g. 0.5,0.999")
     d_steps: int = option(1, "discriminator updates per generator update", min=1)
 
     @classmethod
