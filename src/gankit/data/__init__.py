@@ -22,8 +22,12 @@ from gankit.errors import GankitError
 class DataSpec:
     """What a model needs to know about its data.
 
-    kind: "points" (B, D) or "images" (B, C, H, W) in [-1, 1].
-    num_classes: > 0 when batches carry labels y (B,) int64.
+    kind: "points" (B, D) or "images" (B, C, H, W) in [-1, 1]; "unpaired" (two image domains,
+        batches (xa, xb)) or "unpaired-points" (two 2-D domains), see ``gankit.data.unpaired``.
+    shape: one sample's shape (domain A's for the unpaired kinds).
+    num_classes: > 0 when batches carry labels y (B,) int64 (unpaired: content classes that the
+        test splits are labelled with, for evaluation only).
+    shape_b: domain B's sample shape for the unpaired kinds, else ().
     """
 
     name: str
@@ -31,6 +35,7 @@ class DataSpec:
     shape: tuple[int, ...]
     num_classes: int = 0
     class_names: list[str] = field(default_factory=list)
+    shape_b: tuple[int, ...] = ()
 
 
 class DataSource:
@@ -112,8 +117,14 @@ def toy_distribution(name: str) -> ToyDistribution:
     return TOY[base]()
 
 
+UNPAIRED_DATASETS = ("digits2colour", "edges2shoes-mini", "sneakers2boots")  # gankit.data.unpaired
+UNPAIRED_POINTS = ("discogan-toy",)
+
+
 def unknown_dataset(name: str) -> GankitError:
-    choices = ", ".join(sorted(TOY) + sorted(IMAGE_DATASETS))
+    choices = ", ".join(
+        sorted(TOY) + sorted(IMAGE_DATASETS) + [*UNPAIRED_DATASETS, *UNPAIRED_POINTS]
+    )
     return GankitError(f"unknown dataset '{name}': choose one of {choices}, or give a folder")
 
 
@@ -187,14 +198,26 @@ class ImageSource(DataSource):
 
 
 def data_kind(name: str) -> str:
-    """ "points" for the toy sets, "images" otherwise, without loading anything."""
+    """ "points" for the toy sets, "unpaired"/"unpaired-points" for two-domain sets (built-in, or
+    a folder with trainA/trainB), "images" otherwise, without loading anything."""
+    from gankit.data.unpaired import is_unpaired_folder
+
+    if name in UNPAIRED_POINTS:
+        return "unpaired-points"
+    if name in UNPAIRED_DATASETS or is_unpaired_folder(name):
+        return "unpaired"
     return "points" if name.partition(":")[0] in TOY else "images"
 
 
 def open_data(name: str, seed: int = 0, image_size: int = 0) -> DataSource:
-    """A toy set by name, a named image set (mnist, fashion-mnist) or a class-folder path."""
+    """A toy set by name, a named image set (mnist, fashion-mnist), a two-domain set (built-in or a
+    trainA/trainB folder, see ``gankit.data.unpaired``) or a class-folder path."""
     if name.partition(":")[0] in TOY:
         return ToySource(toy_distribution(name), seed)
+    if data_kind(name).startswith("unpaired"):
+        from gankit.data.unpaired import open_unpaired
+
+        return open_unpaired(name, seed, image_size)
     if name in IMAGE_DATASETS or Path(name).is_dir():
         size = image_size or None
         train = load_image_dataset(name, "train", size=size)
@@ -203,4 +226,4 @@ def open_data(name: str, seed: int = 0, image_size: int = 0) -> DataSource:
     raise unknown_dataset(name)
 
 
-DATASETS = sorted(TOY) + sorted(IMAGE_DATASETS)
+DATASETS = sorted(TOY) + sorted(IMAGE_DATASETS) + [*UNPAIRED_DATASETS, *UNPAIRED_POINTS]
