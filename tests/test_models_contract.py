@@ -13,14 +13,19 @@ SPECS = [
     DataSpec("points", "points", (2,)),
     DataSpec("img", "images", (1, 28, 28), num_classes=3),
     DataSpec("rgb", "images", (3, 32, 32), num_classes=4),
+    DataSpec("grey2rgb", "unpaired", (1, 32, 32), shape_b=(3, 32, 32)),
+    DataSpec("toy2", "unpaired-points", (2,), shape_b=(2,)),
 ]
 
 
 def _stream(spec: DataSpec, n: int = 16):
-    """Points alone; images as (x, y) pairs, as the data sources yield them."""
+    """Points alone; images as (x, y) pairs; unpaired data as (xa, xb): as the sources yield."""
     gen = torch.Generator().manual_seed(0)
     while True:
         x = torch.rand((n, *spec.shape), generator=gen) * 2 - 1
+        if spec.kind.startswith("unpaired"):
+            yield x, torch.rand((n, *spec.shape_b), generator=gen) * 2 - 1
+            continue
         y = torch.randint(max(spec.num_classes, 1), (n,), generator=gen)
         yield x if spec.kind == "points" else (x, y)
 
@@ -37,11 +42,15 @@ def test_family_contract(name, spec):
     logs = model.train_step(_stream(spec), step=30)
     assert {"loss/d", "loss/g"} <= set(logs)
     assert all(isinstance(v, float) for v in logs.values())
+    # translation families map given examples (the trainer passes data.examples): A → B
+    kwargs = {"inputs": next(_stream(spec, 7))} if cls.needs_inputs else {}
     gen = torch.Generator().manual_seed(1)
-    out = model.sample(5, generator=gen)
-    assert out.shape == (5, *spec.shape)
-    again = model.sample(5, generator=torch.Generator().manual_seed(1))
+    out = model.sample(5, generator=gen, **kwargs)
+    assert out.shape == (5, *(spec.shape_b if cls.needs_inputs else spec.shape))
+    again = model.sample(5, generator=torch.Generator().manual_seed(1), **kwargs)
     assert torch.equal(out, again)
+    images, nrow = model.preview(4, generator=torch.Generator().manual_seed(1), **kwargs)
+    assert nrow >= 1 and len(images) >= 4
     assert set(model.generators()) and model.training_state()["optimizers"]
 
 

@@ -127,12 +127,24 @@ class Run:
                     yield
 
     def samples(self, n: int, seed: int, **kwargs: Any) -> torch.Tensor:
+        return self._draw(self.model.sample, n, seed, **kwargs).cpu()
+
+    def preview(self, n: int, seed: int) -> tuple[torch.Tensor, int]:
+        """The training-progress picture: images and images per grid row (``model.preview``)."""
+        images, nrow = self._draw(self.model.preview, n, seed)
+        return images.cpu(), nrow
+
+    def _draw(self, fn: Any, n: int, seed: int, **kwargs: Any) -> Any:
+        """``fn(n, generator=..., **kwargs)`` in eval mode with EMA weights; a translation model
+        also gets ``inputs=(xa, xb)``, ``n`` held-out examples drawn with ``seed``."""
+        if self.model.needs_inputs and "inputs" not in kwargs:
+            kwargs["inputs"] = to_device(self.data.examples(n, seed), self.device)
         was_training = self.model.training
         self.model.eval()
         with self.averaged():
-            out = self.model.sample(n, generator=torch.Generator().manual_seed(seed), **kwargs)
+            out = fn(n, generator=torch.Generator().manual_seed(seed), **kwargs)
         self.model.train(was_training)
-        return out.cpu()
+        return out
 
     def evaluate(self, n: int) -> dict[str, float]:
         """Data metrics of ``n`` samples plus the model's diagnostics, at a fixed seed."""
@@ -180,8 +192,8 @@ class Trainer:
 
     def save_samples(self, step: int) -> Path:
         path = self.dir / "samples" / f"step_{step:08d}.png"
-        fake = self.run.samples(self.run.data.preview_n, seed=self.train.seed)
-        self.run.data.render(fake, path, title=f"{self.run.cfg.model} step {step}")
+        fake, nrow = self.run.preview(self.run.data.preview_n, seed=self.train.seed)
+        self.run.data.render(fake, path, title=f"{self.run.cfg.model} step {step}", nrow=nrow)
         if self.writer is not None:
             import numpy as np
             from PIL import Image

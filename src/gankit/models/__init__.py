@@ -2,6 +2,8 @@
 
 from gankit.models.base import GANModel
 from gankit.models.cgan import CGAN
+from gankit.models.cyclegan import CycleGAN
+from gankit.models.discogan import DiscoGAN
 from gankit.models.gan import GAN
 from gankit.models.wgan import WGAN
 from gankit.models.wgan_gp import WGANGP
@@ -11,4 +13,6 @@ MODELS: dict[str, type[GANModel]] = {
     "wgan": WGAN,
     "wgan-gp": WGANGP,
     "cgan": CGAN,
+    "cyclegan": CycleGAN,
+    "discogan": DiscoGAN,
 }

@@ -34,6 +34,9 @@ class GANModel(nn.Module):
     kind_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     kinds: ClassVar[tuple[str, ...]] = ("points", "images")
     conditional: ClassVar[bool] = False  # sample() takes label= (and interpolate=)
+    # sample()/preview() translate real examples: the trainer passes inputs=(xa, xb), drawn by
+    # data.examples(n, seed), instead of the model drawing noise
+    needs_inputs: ClassVar[bool] = False
 
     def __init__(self, cfg: Any, spec: DataSpec) -> None:
         super().__init__()
@@ -85,6 +88,15 @@ class GANModel(nn.Module):
     def sample(self, n: int, *, generator: torch.Generator, **kwargs: Any) -> Tensor:
         """``n`` samples; noise drawn on the CPU from ``generator`` so every device agrees."""
         raise NotImplementedError
+
+    @torch.no_grad()
+    def preview(self, n: int, *, generator: torch.Generator, **kwargs: Any) -> tuple[Tensor, int]:
+        """The picture the trainer saves every ``sample_every`` steps: images, images per row.
+
+        By default ``n`` samples, 10 per row; translation families show ``n`` rows of inputs,
+        translations and reconstructions instead.
+        """
+        return self.sample(n, generator=generator, **kwargs), 10
 
     def diagnostics(self, real: Tensor, fake: Tensor, generator: torch.Generator) -> dict:
         """Extra evaluation numbers (e.g. the critic's gradient norms); none by default."""
