@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PIP := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: setup demo test test-slow bench lint format clean
+.PHONY: setup demo demo-toy test test-slow bench lint format clean
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -15,7 +15,13 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
+# conditional GAN on MNIST: data into the cache, evaluation classifier (once), ~5 min of training
 demo: $(STAMP)
+	$(VENV)/bin/gankit data fetch mnist
+	$(VENV)/bin/gankit train classifier --data mnist reuse=true
+	$(VENV)/bin/gankit train cgan --data mnist
+
+demo-toy: $(STAMP)
 	$(VENV)/bin/gankit train wgan-gp --data 8gaussians
 
 test: $(STAMP)

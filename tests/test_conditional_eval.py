@@ -25,7 +25,7 @@ def _bright_or_dark(n: int, seed: int) -> ImageDataset:
 @pytest.fixture
 def source(tmp_path, monkeypatch):
     monkeypatch.setenv("GANKIT_DATA", str(tmp_path / "datasets"))
-    train, test = _bright_or_dark(64, 0), _bright_or_dark(32, 1)
+    train, test = _bright_or_dark(64, 0), _bright_or_dark(64, 1)
     assert cached_classifier("tinyset", 1, 28) is None
     model = train_classifier(train.images, train.labels, 2, epochs=3, seed=0, progress=False)
     save_classifier(model, classifier_path("tinyset", 1, 28), {"dataset": "tinyset"})
@@ -42,5 +42,15 @@ def test_conditional_accuracy_uses_the_cached_classifier(source):
     assert right > 0.9 and wrong < 0.1
 
 
-def test_no_labels_no_accuracy(source):
-    assert source.evaluate(source.reference(8, seed=0), seed=0) == {}
+def test_no_labels_no_accuracy_but_feature_scores(source):
+    out = source.evaluate(source.reference(16, seed=0), seed=0)
+    assert "eval/cond_accuracy" not in out
+    assert {"eval/cfid", "eval/cfid_floor", "eval/ckid", "eval/ckid_floor"} <= set(out)
+    assert out["protocol"]["classifier_sha256"] and out["protocol"]["n_real"] == 16
+
+
+def test_conditional_scores_include_per_class_fid(source):
+    real = source.reference(32, seed=0)
+    labels = torch.as_tensor([int(x.mean() > 0) for x in real])
+    out = source.evaluate(real, seed=0, labels=labels)
+    assert {"eval/cfid_class/dark", "eval/cfid_class/bright"} <= set(out)

@@ -146,8 +146,11 @@ class Run:
         self.model.train(was_training)
         return out
 
-    def evaluate(self, n: int) -> dict[str, float]:
-        """Data metrics of ``n`` samples plus the model's diagnostics, at a fixed seed."""
+    def evaluate(self, n: int, inception: int = 0) -> dict[str, Any]:
+        """Data metrics of ``n`` samples plus the model's diagnostics, at a fixed seed.
+
+        ``inception`` > 0 adds the Inception FID of that many samples (images only; slow).
+        """
         fake = self.samples(n, EVAL_SEED)
         # conditional samples come in class blocks (label=None); score them against those classes
         labels = self.model.labels_for(n, None) if self.model.conditional else None
@@ -159,6 +162,10 @@ class Run:
                 to_device(fake, self.device),
                 torch.Generator().manual_seed(EVAL_SEED),
             )
+        if inception:
+            metrics.update(self.data.inception_scores(fake[:inception], EVAL_SEED))
+        if "protocol" in metrics:
+            metrics["protocol"].update(seed=EVAL_SEED, ema=self.ema is not None, step=self.step)
         return {**metrics, **diag}
 
 
@@ -178,7 +185,7 @@ class Trainer:
         self.writer = None
         self.last_eval: dict[str, float] = {}
 
-    def log(self, step: int, values: dict[str, float]) -> None:
+    def log(self, step: int, values: dict[str, Any]) -> None:
         """Append to metrics.jsonl and TensorBoard."""
         record = {"step": step, "time": round(time.time(), 3), **values}
         with open(self.dir / "metrics.jsonl", "a") as f:
@@ -188,7 +195,8 @@ class Trainer:
 
             self.writer = SummaryWriter(str(self.dir / "tb"))
         for key, value in values.items():
-            self.writer.add_scalar(key, value, step)
+            if isinstance(value, int | float):  # protocols are records, not curves
+                self.writer.add_scalar(key, value, step)
 
     def save_samples(self, step: int) -> Path:
         path = self.dir / "samples" / f"step_{step:08d}.png"

@@ -65,6 +65,10 @@ class DataSource:
         """
         return {}
 
+    def inception_scores(self, fake: Tensor, seed: int) -> dict[str, Any]:
+        """Inception FID of ``fake`` beside its real-vs-real floor (image data only)."""
+        raise GankitError(f"Inception FID needs images; {self.spec.name} is {self.spec.kind}")
+
     def state_dict(self) -> dict[str, Any]:
         return {"generator": self.generator.get_state()}
 
@@ -150,6 +154,7 @@ class ImageSource(DataSource):
         self.order = torch.randperm(len(train), generator=self.generator)
         self.pos = 0
         self.classifier = None  # (model, metadata) of the dataset's evaluation classifier
+        self.test_features = None  # its features of the test split, computed once
 
     def batch(self, n: int) -> tuple[Tensor, Tensor]:
         parts = []
@@ -174,20 +179,58 @@ class ImageSource(DataSource):
 
         save_grid(fake, path, nrow=nrow)
 
-    def evaluate(self, fake: Tensor, seed: int, labels: Tensor | None = None) -> dict[str, float]:
-        """Conditional accuracy: the share of samples the dataset's classifier puts in the
-        requested class (needs `gankit train classifier --data NAME`; skipped without it)."""
-        from gankit.metrics.classifier import cached_classifier, predict
+    def evaluate(self, fake: Tensor, seed: int, labels: Tensor | None = None) -> dict[str, Any]:
+        """Classifier-feature FID/KID beside their real-vs-real floors (see
+        ``gankit.metrics.images``) and, given ``labels``, the conditional accuracy: the share of
+        samples the dataset's classifier puts in the requested class. Needs `gankit train
+        classifier --data NAME`; without a classifier there is nothing to score with."""
+        from gankit.metrics.classifier import classifier_features, predict
+        from gankit.metrics.images import classifier_scores
 
-        if labels is None:
+        clf = self.evaluation_classifier()
+        if clf is None or self.test is None or len(self.test) < 20:  # two halves of >= 10
             return {}
-        if self.classifier is None:  # read and checksummed once, not at every evaluation
+        model, meta = clf
+        fake_u8 = to_uint8(fake)
+        out: dict[str, Any] = {}
+        if labels is not None:
+            predicted = torch.as_tensor(predict(model, fake_u8))
+            out["eval/cond_accuracy"] = float((predicted == labels.cpu()).float().mean())
+        if self.test_features is None:  # the test split's features are the same at every eval
+            self.test_features = classifier_features(model, self.test.images)
+        scores = classifier_scores(
+            classifier_features(model, fake_u8),
+            None if labels is None else labels.cpu().numpy(),
+            self.test_features,
+            self.test.labels.numpy(),
+            self.spec.class_names,
+            seed,
+        )
+        scores["protocol"].update(
+            feature_network="gankit SmallCNN classifier, 256-d penultimate features",
+            classifier=meta.get("path", ""),
+            classifier_sha256=meta["sha256"],
+            classifier_test_accuracy=meta.get("test_accuracy"),
+        )
+        return {**out, **scores}
+
+    def inception_scores(self, fake: Tensor, seed: int) -> dict[str, Any]:
+        from gankit.metrics.images import inception_scores
+
+        if self.test is None or len(self.test) < 20:
+            raise GankitError(f"{self.spec.name} has too few test images for a FID floor")
+        return inception_scores(to_uint8(fake), self.test.images, len(fake), seed, self.spec.name)
+
+    def evaluation_classifier(self) -> tuple[Any, dict] | None:
+        """The dataset's cached classifier, read and checksummed once per source."""
+        from gankit.metrics.classifier import cached_classifier, classifier_path
+
+        if self.classifier is None:
             c, h = self.spec.shape[0], self.spec.shape[1]
             self.classifier = cached_classifier(self.spec.name, c, h)
-        if self.classifier is None:
-            return {}
-        predicted = torch.as_tensor(predict(self.classifier[0], to_uint8(fake)))
-        return {"eval/cond_accuracy": float((predicted == labels.cpu()).float().mean())}
+            if self.classifier is not None:
+                self.classifier[1]["path"] = str(classifier_path(self.spec.name, c, h))
+        return self.classifier
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "order": self.order, "pos": self.pos}

@@ -121,8 +121,8 @@ def read_idx_tensor(path: str | Path, hint: str = DEFAULT_HINT) -> torch.Tensor:
     return torch.from_numpy(read_idx(path, hint))
 
 
-def idx_bytes(array: np.ndarray | torch.Tensor) -> bytes:
-    """Encode ``array`` (any shape, ndim 1-255, an IDX dtype) as the bytes of an IDX file."""
+def idx_parts(array: np.ndarray | torch.Tensor) -> tuple[bytes, np.ndarray]:
+    """The IDX header of ``array`` and its payload as a contiguous on-disk-order array."""
     if isinstance(array, torch.Tensor):
         array = array.detach().cpu().numpy()
     native = array.dtype.newbyteorder("=")
@@ -133,7 +133,13 @@ def idx_bytes(array: np.ndarray | torch.Tensor) -> bytes:
         )
     code = _CODES[native]
     header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    return header + np.ascontiguousarray(array, dtype=DTYPES[code]).tobytes()
+    return header, np.ascontiguousarray(array, dtype=DTYPES[code])
+
+
+def idx_bytes(array: np.ndarray | torch.Tensor) -> bytes:
+    """Encode ``array`` (any shape, ndim 1-255, an IDX dtype) as the bytes of an IDX file."""
+    header, payload = idx_parts(array)
+    return header + payload.tobytes()
 
 
 def write_idx(path: str | Path, array: np.ndarray | torch.Tensor) -> Path:

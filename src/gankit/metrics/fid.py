@@ -72,12 +72,18 @@ def _as_stats(mu: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 def _sqrtm_product(sigma1: np.ndarray, sigma2: np.ndarray, eps: float) -> np.ndarray:
     """Real part of (Σ1 Σ2)^{1/2}, retrying with Σ + eps·I when the product is singular."""
-    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
-    if not np.isfinite(covmean).all():
-        # Rank-deficient covariances (fewer samples than dims) make sqrtm blow up; a tiny
-        # ridge is the standard fix (TTUR / pytorch-fid) and moves FID by ~eps * d.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", scipy.linalg.LinAlgWarning)
+        covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
+    singular = any(issubclass(w.category, scipy.linalg.LinAlgWarning) for w in caught)
+    if singular or not np.isfinite(covmean).all():
+        # Rank-deficient covariances (fewer samples than dims, dead ReLU features) make sqrtm
+        # inaccurate or blow up; a tiny ridge is the standard fix (TTUR / pytorch-fid) and
+        # moves FID by ~eps * d.
         offset = np.eye(sigma1.shape[0]) * eps
-        covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+            covmean = scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
     if np.iscomplexobj(covmean):
         # Σ1 Σ2 has real non-negative eigenvalues in theory; imaginary parts are round-off.
         if not np.allclose(np.diagonal(covmean).imag, 0.0, atol=1e-3):

@@ -80,31 +80,45 @@ class ConvCondGenerator(nn.Module):
 
 
 class CondDiscriminator(nn.Module):
-    """Features φ(x) from an MLP or conv trunk; y enters by concatenation or by projection."""
+    """Features φ(x) from an MLP or conv trunk; y enters by concatenation or by projection.
+
+    Concatenation puts y at the input: a one-hot vector beside the flattened image (MLP, as in
+    Mirza & Osindero) or K constant one-hot maps beside the image channels (conv); joined only at
+    the last layer, y barely conditioned a conv critic (10% conditional accuracy after 4,000
+    MNIST steps, i.e. chance).
+    """
 
     def __init__(self, cfg: CGANConfig, spec: DataSpec) -> None:
         super().__init__()
-        k, concat = spec.num_classes, cfg.cond == "concat"
+        k = spec.num_classes
         self.num_classes, self.flatten = k, cfg.arch == "mlp"
-        if self.flatten:  # Mirza & Osindero: one-hot y joins the flattened image
-            self.concat_input, self.concat_features, width = concat, False, cfg.hidden
-            n_in = math.prod(spec.shape) + (k if concat else 0)
-            mlp = MLP(n_in, width, hidden=cfg.hidden, depth=cfg.depth - 1, leaky=0.2)
+        self.concat = cfg.cond == "concat"
+        extra = k if self.concat else 0
+        if self.flatten:
+            width = cfg.hidden
+            mlp = MLP(
+                math.prod(spec.shape) + extra, width, hidden=width, depth=cfg.depth - 1, leaky=0.2
+            )
             self.features = nn.Sequential(mlp, nn.LeakyReLU(0.2))
-        else:  # conv trunk: y joins the pooled features
+        else:
             norm = "none" if cfg.loss == "wgan-gp" else "layer"
-            critic = ConvCritic(spec.shape, base=cfg.base, norm=norm)
-            self.concat_input, self.concat_features = False, concat
+            c, h, w = spec.shape
+            critic = ConvCritic((c + extra, h, w), base=cfg.base, norm=norm)
             self.features, width = critic.features, critic.head.in_features
-        self.head = nn.Linear(width + (k if self.concat_features else 0), 1)
+        self.head = nn.Linear(width, 1)
         self.embed = nn.Embedding(k, width) if cfg.cond == "projection" else None
 
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
-        onehot = F.one_hot(y, self.num_classes).to(x.dtype)
+        """x: (B, C, H, W) in [-1, 1], y: (B,) class indices → raw scores (B,)."""
         h = x.flatten(1) if self.flatten else x
-        h = self.features(torch.cat([h, onehot], 1) if self.concat_input else h)
-        out = self.head(torch.cat([h, onehot], 1) if self.concat_features else h).squeeze(1)
-        if self.embed is not None:
+        if self.concat:
+            onehot = F.one_hot(y, self.num_classes).to(x.dtype)
+            if not self.flatten:
+                onehot = onehot[:, :, None, None].expand(-1, -1, *x.shape[2:])
+            h = torch.cat([h, onehot], 1)
+        h = self.features(h)
+        out = self.head(h).squeeze(1)
+        if self.embed is not None:  # projection: ⟨embed(y), φ(x)⟩
             out = out + (self.embed(y) * h).sum(1)
         return out
 
@@ -159,7 +173,10 @@ class CGAN(GANModel):
         )
 
     def d_loss(self, real: Tensor, fake: Tensor, y: Tensor) -> tuple[Tensor, dict[str, float]]:
-        loss = D_LOSS[self.cfg.loss](self.discriminator(real, y), self.discriminator(fake, y))
+        # one pass over [real; fake]: a GEMM twice as tall runs closer to the CPU's peak, and
+        # D normalises per sample (no BatchNorm), so the scores are those of two passes
+        scores = self.discriminator(torch.cat([real, fake]), torch.cat([y, y]))
+        loss = D_LOSS[self.cfg.loss](*scores.chunk(2))
         logs = {"loss/d": loss.item()}
         if self.cfg.loss == "wgan-gp":
             gp = losses.gradient_penalty(self.discriminator, real, fake, y)
