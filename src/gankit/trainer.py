@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from gankit import checkpoint
 from gankit.config import RunConfig, save_yaml
-from gankit.data import DataSource, open_data
+from gankit.data import DataSource, DataSpec, open_data
 from gankit.device import resolve_device, to_device
 from gankit.ema import EMA
 from gankit.errors import GankitError
@@ -77,6 +77,7 @@ class Run:
         return {
             "step": self.step,
             "config": self.cfg.to_dict(),
+            "spec": spec_dict(self.data.spec),  # lets `gankit translate` skip loading the data
             "model": self.model.state_dict(),
             "training": self.model.training_state(),
             "ema": self.ema.state_dict() if self.ema else None,
@@ -151,6 +152,17 @@ class Run:
 
         ``inception`` > 0 adds the Inception FID of that many samples (images only; slow).
         """
+        if self.model.needs_inputs and hasattr(self.data, "evaluate_translation"):
+            # translation: both directions, cycles and (where known) the true pairs
+            if inception:
+                raise GankitError("--inception is not offered for translation runs")
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                with self.averaged():
+                    return self.data.evaluate_translation(self.model, n, EVAL_SEED)
+            finally:
+                self.model.train(was_training)
         fake = self.samples(n, EVAL_SEED)
         # conditional samples come in class blocks (label=None); score them against those classes
         labels = self.model.labels_for(n, None) if self.model.conditional else None
@@ -167,6 +179,30 @@ class Run:
         if "protocol" in metrics:
             metrics["protocol"].update(seed=EVAL_SEED, ema=self.ema is not None, step=self.step)
         return {**metrics, **diag}
+
+
+def spec_dict(spec: DataSpec) -> dict[str, Any]:
+    """A DataSpec as plain lists, strings and ints (checkpoints load with weights_only)."""
+    return {
+        "name": spec.name,
+        "kind": spec.kind,
+        "shape": list(spec.shape),
+        "shape_b": list(spec.shape_b),
+        "num_classes": spec.num_classes,
+        "class_names": list(spec.class_names),
+    }
+
+
+def spec_from_dict(values: dict[str, Any]) -> DataSpec:
+    """The DataSpec stored by :func:`spec_dict`."""
+    return DataSpec(
+        values["name"],
+        values["kind"],
+        tuple(values["shape"]),
+        int(values["num_classes"]),
+        list(values["class_names"]),
+        shape_b=tuple(values["shape_b"]),
+    )
 
 
 def batches(data: DataSource, batch_size: int, device: torch.device) -> Iterator[Any]:

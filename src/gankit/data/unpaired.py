@@ -451,6 +451,18 @@ def match_channels(*images: Tensor) -> list[Tensor]:
     return [x.expand(-1, c, -1, -1) if x.shape[1] == 1 else x for x in images]
 
 
+def to_channels(x: Tensor, c: int) -> Tensor:
+    """Images (N, C, H, W) with ``c`` channels: grey repeated to RGB, RGB to luminance (ITU-R
+    601, Pillow's "L" weights); unchanged when C == c."""
+    if x.shape[1] == c:
+        return x
+    if x.shape[1] == 1:
+        return x.expand(-1, c, -1, -1).contiguous()
+    weights = torch.tensor([0.299, 0.587, 0.114], device=x.device)
+    grey = (x.float() * weights[:, None, None]).sum(1, keepdim=True)
+    return grey.round().clamp(0, 255).to(torch.uint8) if x.dtype == torch.uint8 else grey
+
+
 def _random_crop_flip(images: Tensor, size: int, flip: bool, generator: torch.Generator) -> Tensor:
     """Per-image random ``size`` crops (and flips) of a uint8 batch (B, C, S, S), all at once.
 
@@ -578,6 +590,105 @@ class UnpairedSource(DataSource):
         if not isinstance(images, Tensor):
             images = torch.cat(match_channels(*(x.detach().cpu() for x in images)))
         save_grid(images, path, nrow=nrow)
+
+    def evaluate(self, fake: Tensor, seed: int, labels: Tensor | None = None) -> dict[str, float]:
+        """Generic hook: none here; translation runs are scored by :meth:`evaluate_translation`
+        (the trainer calls it instead, since a score needs the inputs behind ``fake``)."""
+        return {}
+
+    def classifier_names(self) -> dict[str, str]:
+        """Cache names of this pair's evaluation classifiers: ``NAME-A``/``NAME-B`` (content
+        classes of each domain, labelled pairs only) and ``NAME-domain`` (0 = A, 1 = B on
+        channel-matched images); see :func:`train_unpaired_classifiers`."""
+        return {k: f"{self.spec.name}-{k}" for k in ("A", "B", "domain")}
+
+    def _classifier(self, key: str) -> Any:
+        """The cached classifier ``key`` ("A", "B", "domain") at this data's shape, or None."""
+        from gankit.metrics.classifier import cached_classifier
+
+        channels = {
+            "A": self.spec.shape[0],
+            "B": self.spec.shape_b[0],
+            "domain": max(self.spec.shape[0], self.spec.shape_b[0]),
+        }[key]
+        side = self.spec.shape[-1]
+        if not 16 <= side <= 256:
+            return None
+        found = cached_classifier(self.classifier_names()[key], channels, side)
+        return None if found is None else found[0]
+
+    @torch.no_grad()
+    def evaluate_translation(self, model: Any, n: int, seed: int) -> dict[str, float]:
+        """Translation metrics of ``model`` (``translate(x, "AtoB"|"BtoA")``, ``generators()``) on
+        up to ``n`` test examples of each domain drawn by :meth:`example_indices` (``seed``).
+
+        Images are in [-1, 1], so every L1 (mean absolute difference per pixel and channel) lies
+        in [0, 2]; the rates lie in [0, 1].
+
+        * ``eval/cycle_l1_a`` = mean |F(G(a)) − a|, ``eval/cycle_l1_b`` = mean |G(F(b)) − b|
+          (models with both generators).
+        * With hidden pairs: ``eval/pair_l1_ab`` = mean |G(a) − b*| against the true B image b*
+          of each a, beside the do-nothing baseline ``eval/identity_l1_ab`` = mean |a − b*| (a
+          channel-matched: grey repeated to RGB, RGB to luminance); ``_ba`` likewise.
+        * With cached classifiers (``gankit train classifier --data NAME``):
+          ``eval/label_preservation_ab``, the share of a whose class by A's classifier equals the
+          class of G(a) by B's; ``eval/domain_success_ab``, the share of G(a) the A-vs-B domain
+          classifier calls B; ``_ba`` likewise.
+        """
+        ia, ib = self.example_indices(n, seed)
+        xa, xb = to_float(self.test_a.images[ia]), to_float(self.test_b.images[ib])
+        c_a, c_b = self.spec.shape[0], self.spec.shape_b[0]
+        both = "g_ba" in model.generators()
+
+        def run(x: Tensor, direction: str) -> Tensor:
+            parts = [
+                model.translate(x[i : i + 256], direction).cpu() for i in range(0, len(x), 256)
+            ]
+            return torch.cat(parts).clamp(-1, 1)
+
+        def l1(x: Tensor, y: Tensor) -> float:
+            return float((x - y).abs().mean())
+
+        fake_b = run(xa, "AtoB")
+        fake_a = run(xb, "BtoA") if both else None
+        out: dict[str, float] = {}
+        if fake_a is not None:
+            out["eval/cycle_l1_a"] = l1(run(fake_b, "BtoA"), xa)
+            out["eval/cycle_l1_b"] = l1(run(fake_a, "AtoB"), xb)
+        if self.hidden_b_of_test_a is not None:
+            true_b = to_float(self.hidden_b_of_test_a[ia])
+            out["eval/pair_l1_ab"] = l1(fake_b, true_b)
+            out["eval/identity_l1_ab"] = l1(to_channels(xa, c_b), true_b)
+        if self.hidden_a_of_test_b is not None and fake_a is not None:
+            true_a = to_float(self.hidden_a_of_test_b[ib])
+            out["eval/pair_l1_ba"] = l1(fake_a, true_a)
+            out["eval/identity_l1_ba"] = l1(to_channels(xb, c_a), true_a)
+        out.update(self._classifier_scores(xa, xb, fake_a, fake_b))
+        return out
+
+    def _classifier_scores(
+        self, xa: Tensor, xb: Tensor, fake_a: Tensor | None, fake_b: Tensor
+    ) -> dict[str, float]:
+        """Label preservation and domain success of each direction, where classifiers exist."""
+        from gankit.data.images import to_uint8
+        from gankit.metrics.classifier import predict
+
+        out: dict[str, float] = {}
+        clf_a, clf_b = (self._classifier(k) if self.has_labels else None for k in ("A", "B"))
+        directions = [("ab", xa, fake_b, clf_a, clf_b, 1)]
+        if fake_a is not None:
+            directions.append(("ba", xb, fake_a, clf_b, clf_a, 0))
+        domain = self._classifier("domain")
+        c = max(self.spec.shape[0], self.spec.shape_b[0])
+        for tag, source, fake, clf_src, clf_dst, target in directions:
+            if clf_src is not None and clf_dst is not None:
+                before = torch.as_tensor(predict(clf_src, to_uint8(source)))
+                after = torch.as_tensor(predict(clf_dst, to_uint8(fake)))
+                out[f"eval/label_preservation_{tag}"] = float((before == after).float().mean())
+            if domain is not None:
+                said = torch.as_tensor(predict(domain, to_uint8(to_channels(fake, c))))
+                out[f"eval/domain_success_{tag}"] = float((said == target).float().mean())
+        return out
 
     def state_dict(self) -> dict[str, Any]:
         return {
