@@ -196,3 +196,41 @@ def test_run_evaluate_uses_translation_metrics(run_dir):
     metrics = run.evaluate(10)
     assert {"eval/cycle_l1_a", "eval/cycle_l1_b"} <= set(metrics)
     assert "eval/pair_l1_ab" not in metrics  # a folder has no hidden pairs
+
+
+def test_pair_classifiers_feed_label_preservation_and_domain_success(tmp_path, monkeypatch):
+    from gankit.data.unpaired import train_pair_classifiers
+    from gankit.metrics.classifier import ClassifierConfig
+
+    monkeypatch.setenv("GANKIT_DATA", str(tmp_path / "datasets"))
+    source = _paired_source()
+    trained = train_pair_classifiers(source, ClassifierConfig(epochs=1, batch_size=8))
+    assert set(trained) == {"A", "B", "domain"}
+    assert Path(trained["domain"]["classifier"]).name == "pairs16-domain-3x16.safetensors"
+    torch.manual_seed(0)
+    model = CycleGAN(CycleGANConfig.tiny(), source.spec)
+    metrics = source.evaluate_translation(model, 8, 123)
+    rates = [
+        f"eval/{m}_{d}" for m in ("label_preservation", "domain_success") for d in ("ab", "ba")
+    ]
+    assert all(0 <= metrics[k] <= 1 for k in rates)
+
+
+def test_train_classifier_cli_on_a_folder_trains_the_domain_classifier(
+    run_dir, tmp_path, monkeypatch, capsys
+):
+    import json
+
+    from gankit.trainer import Run
+
+    monkeypatch.setenv("GANKIT_DATA", str(tmp_path / "datasets"))
+    run = Run.from_checkpoint(checkpoint.latest(run_dir / "checkpoints"), device="cpu")
+    capsys.readouterr()
+    argv = ["train", "classifier", "--data", run.cfg.data, "image_size=16", "epochs=1"]
+    assert main([*argv, "batch_size=8"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["classifiers"]) == {"domain"}  # a folder has no content labels
+    metrics = run.evaluate(10)
+    assert (
+        0 <= metrics["eval/domain_success_ab"] <= 1 and "eval/label_preservation_ab" not in metrics
+    )

@@ -14,6 +14,7 @@ TRAIN_EXAMPLES = """examples:
   gankit train --resume runs/00000-wgan-gp-8gaussians steps=6000   # continue, even after Ctrl-C
   gankit train wgan-gp --data 8gaussians --dry-run           # print the resolved config
   gankit train classifier --data mnist epochs=2              # evaluation classifier, cached
+  gankit train classifier --data digits2colour   # per-domain content + A-vs-B classifiers
 """
 
 SAMPLE_EXAMPLES = """examples:
@@ -194,6 +195,13 @@ def _train_classifier(data: str | None, overrides: list[str]) -> None:
     if not data:
         raise GankitError("name the dataset: gankit train classifier --data mnist")
     cfg = apply(ClassifierConfig(), dict(parse_overrides(overrides)), "classifier")
+    from gankit.data import data_kind
+
+    if data_kind(data).startswith("unpaired"):  # content classes of A and B, and A vs B
+        from gankit.data.unpaired import train_unpaired_classifiers
+
+        print(json.dumps({"classifiers": train_unpaired_classifiers(data, cfg)}))
+        return
     path, acc = train_for_dataset(data, cfg)
     print(json.dumps({"classifier": str(path), "test_accuracy": acc}))
 

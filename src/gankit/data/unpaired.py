@@ -614,8 +614,11 @@ class UnpairedSource(DataSource):
         side = self.spec.shape[-1]
         if not 16 <= side <= 256:
             return None
-        found = cached_classifier(self.classifier_names()[key], channels, side)
-        return None if found is None else found[0]
+        loaded = self.__dict__.setdefault("_classifiers", {})  # read and checksummed once
+        if loaded.get(key) is None:
+            found = cached_classifier(self.classifier_names()[key], channels, side)
+            loaded[key] = None if found is None else found[0]
+        return loaded[key]
 
     @torch.no_grad()
     def evaluate_translation(self, model: Any, n: int, seed: int) -> dict[str, float]:
@@ -757,3 +760,97 @@ def open_unpaired(name: str, seed: int = 0, image_size: int = 0) -> DataSource:
     if name in BUILDERS:
         return UnpairedSource(build(name, image_size), seed)
     return UnpairedSource(load_unpaired_folder(name, image_size or DEFAULT_SIZE), seed)
+
+
+# --------------------------------------------------------------------------- evaluation classifiers
+
+
+def train_pair_classifiers(source: UnpairedSource, cfg: Any) -> dict[str, dict[str, Any]]:
+    """Train and cache the evaluation classifiers of a two-domain source (used by
+    :meth:`UnpairedSource.evaluate_translation`).
+
+    * ``NAME-A``, ``NAME-B`` (labelled pairs only): the content classes of each domain, trained
+      on the domain's train split, accuracy on its test split.
+    * ``NAME-domain``: A (0) vs B (1) on channel-matched images (:func:`to_channels`), trained on
+      both train splits, accuracy on both test splits.
+
+    Train images larger than the test size (folders keep them at 1.125x) are resized to it.
+
+    Args:
+        source: the pair.
+        cfg: a ``gankit.metrics.classifier.ClassifierConfig`` (epochs 0 means 2).
+
+    Returns:
+        {"A"|"B"|"domain": {"classifier": path, "test_accuracy": float or None}}.
+    """
+    from dataclasses import asdict
+
+    from gankit.metrics.classifier import (
+        accuracy,
+        cached_classifier,
+        classifier_path,
+        save_classifier,
+        train_classifier,
+    )
+
+    side = source.spec.shape[-1]
+    names = source.classifier_names()
+    jobs: list[tuple[str, Tensor, Tensor, Tensor, Tensor, int]] = []
+    if source.has_labels:
+        for key, train, test in (
+            ("A", source.train_a, source.test_a),
+            ("B", source.train_b, source.test_b),
+        ):
+            jobs.append(
+                (
+                    key,
+                    _resized(train.images, side),
+                    train.labels,
+                    test.images,
+                    test.labels,
+                    source.spec.num_classes,
+                )
+            )
+    c = max(source.spec.shape[0], source.spec.shape_b[0])
+
+    def both(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+        x = torch.cat([to_channels(_resized(a, side), c), to_channels(_resized(b, side), c)])
+        y = torch.cat(
+            [torch.zeros(len(a), dtype=torch.int64), torch.ones(len(b), dtype=torch.int64)]
+        )
+        return x, y
+
+    train_x, train_y = both(source.train_a.images, source.train_b.images)
+    test_x, test_y = both(source.test_a.images, source.test_b.images)
+    jobs.append(("domain", train_x, train_y, test_x, test_y, 2))
+    results: dict[str, dict[str, Any]] = {}
+    for key, x, y, xt, yt, k in jobs:
+        channels = int(x.shape[1])
+        path = classifier_path(names[key], channels, side)
+        if cfg.reuse and (cached := cached_classifier(names[key], channels, side)) is not None:
+            results[key] = {"classifier": str(path), "test_accuracy": cached[1]["test_accuracy"]}
+            continue
+        epochs = cfg.epochs or 2
+        model = train_classifier(
+            x, y, k, epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed
+        )
+        acc = accuracy(model, xt, yt) if len(xt) else None
+        meta = {
+            "dataset": names[key],
+            "test_accuracy": acc,
+            "test_images": len(xt),
+            **asdict(cfg),
+            "epochs": epochs,
+        }
+        save_classifier(model, path, meta)
+        results[key] = {"classifier": str(path), "test_accuracy": acc}
+    return results
+
+
+def train_unpaired_classifiers(name: str, cfg: Any) -> dict[str, dict[str, Any]]:
+    """``gankit train classifier --data PAIR``: :func:`train_pair_classifiers` of a built-in pair
+    or a trainA/trainB folder, at ``cfg.image_size`` (0: the data's default size)."""
+    source = open_unpaired(name, 0, cfg.image_size)
+    if not isinstance(source, UnpairedSource):
+        raise GankitError(f"{name} holds 2-D points: its metrics need no classifier")
+    return train_pair_classifiers(source, cfg)
