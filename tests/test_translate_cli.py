@@ -214,6 +214,10 @@ def test_pair_classifiers_feed_label_preservation_and_domain_success(tmp_path, m
         f"eval/{m}_{d}" for m in ("label_preservation", "domain_success") for d in ("ab", "ba")
     ]
     assert all(0 <= metrics[k] <= 1 for k in rates)
+    # target-domain FID on the target's content classifier, beside its real-vs-real floor
+    for d in ("ab", "ba"):
+        assert metrics[f"eval/fid_{d}"] >= 0 and metrics[f"eval/fid_{d}_floor"] >= 0
+        assert np.isfinite(metrics[f"eval/kid_{d}"])
 
 
 def test_train_classifier_cli_on_a_folder_trains_the_domain_classifier(

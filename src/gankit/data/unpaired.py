@@ -636,7 +636,10 @@ class UnpairedSource(DataSource):
         * With cached classifiers (``gankit train classifier --data NAME``):
           ``eval/label_preservation_ab``, the share of a whose class by A's classifier equals the
           class of G(a) by B's; ``eval/domain_success_ab``, the share of G(a) the A-vs-B domain
-          classifier calls B; ``_ba`` likewise.
+          classifier calls B; ``_ba`` likewise; ``eval/fid_ab`` and ``eval/kid_ab``, FID and KID
+          of G(a) against half of test B on B's classifier features (the domain classifier's
+          for unlabelled pairs), beside ``eval/fid_ab_floor``/``eval/kid_ab_floor``: the other
+          half of test B scored the same way (see :mod:`gankit.metrics.images`).
         """
         ia, ib = self.example_indices(n, seed)
         xa, xb = to_float(self.test_a.images[ia]), to_float(self.test_b.images[ib])
@@ -666,11 +669,11 @@ class UnpairedSource(DataSource):
             true_a = to_float(self.hidden_a_of_test_b[ib])
             out["eval/pair_l1_ba"] = l1(fake_a, true_a)
             out["eval/identity_l1_ba"] = l1(to_channels(xb, c_a), true_a)
-        out.update(self._classifier_scores(xa, xb, fake_a, fake_b))
+        out.update(self._classifier_scores(xa, xb, fake_a, fake_b, seed))
         return out
 
     def _classifier_scores(
-        self, xa: Tensor, xb: Tensor, fake_a: Tensor | None, fake_b: Tensor
+        self, xa: Tensor, xb: Tensor, fake_a: Tensor | None, fake_b: Tensor, seed: int
     ) -> dict[str, float]:
         """Label preservation and domain success of each direction, where classifiers exist."""
         from gankit.data.images import to_uint8
@@ -691,7 +694,41 @@ class UnpairedSource(DataSource):
             if domain is not None:
                 said = torch.as_tensor(predict(domain, to_uint8(to_channels(fake, c))))
                 out[f"eval/domain_success_{tag}"] = float((said == target).float().mean())
+            # FID in the target domain: the target's content classifier knows its classes; an
+            # unlabelled pair falls back to the A-vs-B classifier's features
+            network = clf_dst if clf_dst is not None else domain
+            if network is not None:
+                test = (self.test_a, self.test_b)[target].images
+                fit = c if network is domain else fake.shape[1]
+                out.update(self._target_fid(network, fake, test, fit, tag, seed))
         return out
+
+    def _target_fid(
+        self,
+        network: Any,
+        fake: Tensor,
+        test: Tensor,
+        channels: int,
+        tag: str,
+        seed: int,
+    ) -> dict[str, float]:
+        """FID and KID of translations against one half of the target test split, beside the
+        floor of its other half (same count), on the penultimate features of ``network``."""
+        from gankit.data.images import to_uint8
+        from gankit.metrics.classifier import classifier_features
+        from gankit.metrics.images import classifier_scores
+
+        if min(len(fake), len(test) // 2) < 2:
+            return {}  # a covariance needs two images on each side
+        feats = classifier_features(network, to_uint8(to_channels(fake, channels)))
+        real = classifier_features(network, to_channels(test, channels))
+        scores = classifier_scores(feats, None, real, np.zeros(len(real)), [], seed)
+        return {
+            f"eval/fid_{tag}": scores["eval/cfid"],
+            f"eval/fid_{tag}_floor": scores["eval/cfid_floor"],
+            f"eval/kid_{tag}": scores["eval/ckid"],
+            f"eval/kid_{tag}_floor": scores["eval/ckid_floor"],
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return {
