@@ -105,14 +105,20 @@ def _parser() -> argparse.ArgumentParser:
     add_theory_parser(sub)
     data = sub.add_parser(
         "data",
-        help="fetch datasets into the local cache",
+        help="fetch datasets into the local cache; export built-in pairs as folders",
         **fmt,
-        epilog="examples:\n  gankit data fetch mnist\n  gankit data fetch fashion-mnist\n",
+        epilog="examples:\n  gankit data fetch mnist\n  gankit data fetch fashion-mnist\n"
+        "  gankit data export sneakers2boots data/sneakers2boots   # folders for --data DIR\n",
     )
     data_sub = data.add_subparsers(dest="action", required=True, metavar="ACTION")
     fetch = data_sub.add_parser("fetch", help="copy or download a dataset into the cache")
     fetch.add_argument("name", help="mnist or fashion-mnist")
     fetch.add_argument("--force", action="store_true", help="fetch again even if cached")
+    export = data_sub.add_parser(
+        "export", help="write a built-in unpaired pair as trainA/trainB/testA/testB PNG folders"
+    )
+    export.add_argument("name", help="digits2colour, sneakers2boots or edges2shoes-mini")
+    export.add_argument("out", help="a new (or empty) folder")
     return root
 
 
@@ -123,6 +129,15 @@ def _theory(args: argparse.Namespace) -> None:
 
 
 def _data(args: argparse.Namespace) -> None:
+    if args.action == "export":
+        from gankit.data.unpaired import export_pair
+
+        counts = export_pair(args.name, args.out)
+        print(
+            f"{args.name} written to {args.out}: "
+            + ", ".join(f"{k} {v}" for k, v in counts.items())
+        )
+        return
     from gankit.data import images
 
     path = images.fetch(args.name, force=args.force)

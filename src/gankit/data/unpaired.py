@@ -441,6 +441,34 @@ def build(name: str, size: int = 0) -> UnpairedData:
     return data
 
 
+def export_pair(name: str, out: str | Path) -> dict[str, int]:
+    """Write the built-in pair ``name`` as a folder dataset ``out/{trainA,trainB,testA,testB}``
+    of PNGs (``00000.png``, ...), the layout ``--data DIR`` reads; returns the count per folder.
+
+    Hidden pairs and labels are not written: a folder is unpaired and unlabelled by definition.
+    """
+    if name not in BUILDERS:
+        raise GankitError(f"no built-in pair {name!r}: choose one of {', '.join(sorted(BUILDERS))}")
+    data, root = build(name), Path(out).expanduser()
+    if root.exists() and any(root.iterdir()):
+        raise GankitError(f"{root} is not empty: give a new folder to export {name} into")
+    counts = {}
+    for folder, split in (
+        ("trainA", data.train_a),
+        ("trainB", data.train_b),
+        ("testA", data.test_a),
+        ("testB", data.test_b),
+    ):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        pixels = split.images.permute(0, 2, 3, 1).numpy()  # (N, S, S, C)
+        for i, image in enumerate(pixels):
+            Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
+                root / folder / f"{i:05d}.png"
+            )
+        counts[folder] = len(pixels)
+    return counts
+
+
 # --------------------------------------------------------------------------- sources
 
 
