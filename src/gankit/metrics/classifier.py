@@ -400,7 +400,12 @@ def cached_classifier(dataset: str, channels: int, size: int) -> tuple[SmallCNN,
 class ClassifierConfig:
     """Options of ``gankit train classifier`` (key=value on the command line)."""
 
-    epochs: int = option(0, "passes over the training images (0: 2 for mnist, else 5)", min=0)
+    epochs: int = option(
+        0,
+        "passes over the training images (0: 2 for mnist, else 5; for a two-domain pair, "
+        "120,000 images seen per content classifier and 2 passes for the A-vs-B one)",
+        min=0,
+    )
     batch_size: int = option(128, "images per step", min=1)
     lr: float = option(3e-3, "peak Adam learning rate", min=0.0)
     seed: int = option(0, "seed of initialisation, order and augmentation", min=0)

@@ -6,6 +6,7 @@ logs, samples, evaluates and checkpoints.
 """
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import torch
@@ -30,6 +31,8 @@ class GANModel(nn.Module):
 
     Config: ClassVar[type]
     train_defaults: ClassVar[dict[str, Any]] = {}
+    # TrainConfig values for one kind of data (e.g. more steps on 2-D points), over train_defaults
+    kind_train_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     # family-config values for one kind of data, applied before YAML and CLI values
     kind_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     kinds: ClassVar[tuple[str, ...]] = ("points", "images")
@@ -145,6 +148,23 @@ def player_optimizers(
     if opt in (torch.optim.Adam, torch.optim.AdamW):
         kwargs = {"fused": True, **kwargs}
     return {"g": opt(generator.parameters(), **kwargs), "d": opt(critic.parameters(), **kwargs)}
+
+
+@contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """Build graphs in which ``module``'s parameters are constants: backward skips their grads.
+
+    For the generator's loss through the discriminator: D's weight gradients from it would be
+    thrown away before D's next step, so computing and holding them costs time and memory only.
+    The flags are restored on exit; a graph built inside keeps no path to the parameters.
+    """
+    flags = [p.requires_grad for p in module.parameters()]
+    module.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(module.parameters(), flags, strict=True):
+            p.requires_grad_(flag)
 
 
 def critic_diagnostics(
