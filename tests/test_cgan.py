@@ -7,7 +7,8 @@ import torch
 
 from gankit.data import DataSpec
 from gankit.errors import GankitError
-from gankit.models.cgan import CGAN, CGANConfig
+from gankit.models.base import frozen
+from gankit.models.cgan import CGAN, D_LOSS, G_LOSS, CGANConfig
 
 SPEC = DataSpec("toy", "images", (1, 28, 28), num_classes=10)
 
@@ -41,6 +42,8 @@ def test_every_option_trains_and_samples(arch, cond, loss):
 
     logs = model.train_step(stream(), 0)
     assert torch.isfinite(torch.tensor(list(logs.values()))).all()
+    # no grads are held between steps, and D is trainable again after G's update
+    assert all(p.grad is None and p.requires_grad for p in model.parameters())
     assert ("loss/gp" in logs) == (loss == "wgan-gp")
     x = model.sample(20, generator=torch.Generator().manual_seed(1))
     assert x.shape == (20, 1, 28, 28) and x.min() >= -1 and x.max() <= 1
@@ -80,3 +83,57 @@ def test_interpolation_walks_between_two_points_per_row():
 def test_unlabelled_data_is_refused():
     with pytest.raises(GankitError, match="needs labelled data"):
         CGAN(CGANConfig.tiny(), DataSpec("x", "images", (1, 28, 28), num_classes=0))
+
+
+def _stream(seed: int):
+    gen = torch.Generator().manual_seed(seed)
+    while True:
+        yield (
+            torch.rand(8, *SPEC.shape, generator=gen) * 2 - 1,
+            torch.randint(10, (8,), generator=gen),
+        )
+
+
+def _plain_step(model: CGAN, batches) -> None:
+    """The textbook step: zero grads before each backward, D not frozen for G's loss."""
+    for _ in range(model.cfg.n_critic):
+        real, y = next(batches)
+        fake = model.generator(model.noise(len(real), model.cfg.z_dim), y).detach()
+        loss_d = model.d_loss(real, fake, y)[0]
+        model.optimizers["d"].zero_grad(set_to_none=True)
+        loss_d.backward()
+        model.optimizers["d"].step()
+    fake = model.generator(model.noise(len(real), model.cfg.z_dim), y)
+    loss_g = G_LOSS[model.cfg.loss](model.discriminator(fake, y))
+    model.optimizers["g"].zero_grad(set_to_none=True)
+    loss_g.backward()
+    model.optimizers["g"].step()
+
+
+@pytest.mark.parametrize(("loss", "n_critic"), [("ns", 1), ("wgan-gp", 2)])
+def test_frozen_critic_and_early_grad_freeing_learn_the_same(loss, n_critic):
+    assert set(D_LOSS) == set(G_LOSS)
+    ours, plain = _model(loss=loss, n_critic=n_critic), _model(loss=loss, n_critic=n_critic)
+    mine, theirs = _stream(0), _stream(0)
+    for step in range(3):
+        torch.manual_seed(step)
+        ours.train_step(mine, step)
+        torch.manual_seed(step)
+        _plain_step(plain, theirs)
+    for (name, a), b in zip(ours.state_dict().items(), plain.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_frozen_skips_weight_grads_and_restores_flags():
+    model = _model()
+    model.discriminator.head.bias.requires_grad_(False)  # a flag set by the user stays as it was
+    z, y = torch.randn(4, model.cfg.z_dim), torch.arange(4)
+    with frozen(model.discriminator):
+        score = model.discriminator(model.generator(z, y), y).sum()
+    score.backward()
+    assert all(p.grad is None for p in model.discriminator.parameters())
+    assert all(p.grad is not None for p in model.generator.parameters())
+    assert not model.discriminator.head.bias.requires_grad
+    assert all(
+        p.requires_grad for n, p in model.discriminator.named_parameters() if n != "head.bias"
+    )

@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gankit.data import images
+from gankit import data as gdata
+from gankit.data import idx, images, open_data
 from gankit.data.grid import make_grid, save_grid
 from gankit.data.idx import idx_bytes, read_idx, read_idx_tensor, write_idx
 from gankit.data.images import load_image_dataset, to_float, to_uint8
@@ -36,6 +37,21 @@ def test_idx_tensor_is_writable_uint8(tmp_path: Path) -> None:
     tensor = read_idx_tensor(write_idx(tmp_path / "labels.gz", labels))
     assert tensor.dtype == torch.uint8 and tensor.tolist() == [3, 1, 4, 1, 5]
     tensor[0] = 9  # torch.from_numpy of a read-only buffer would warn or fail here
+
+
+@pytest.mark.parametrize("suffix", [".gz", ""])
+def test_idx_payload_read_in_pieces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str
+) -> None:
+    monkeypatch.setattr(idx, "_CHUNK", 7)  # pieces that split values and rows
+    array = (np.arange(5 * 3 * 4).reshape(5, 3, 4) * 70001 - 99).astype(">i4")
+    back = read_idx(write_idx(tmp_path / f"x-idx3{suffix}", array))
+    assert back.dtype == np.dtype("int32") and back.flags.writeable
+    np.testing.assert_array_equal(back, array)
+    cut = tmp_path / "cut"
+    cut.write_bytes(idx_bytes(array)[:-5])
+    with pytest.raises(GankitError, match="expected 240 bytes of image data, found 235"):
+        read_idx(cut)
 
 
 def _images_file(n: int = 3) -> bytes:
@@ -172,6 +188,26 @@ def test_load_named_dataset(fake_mnist: Path) -> None:
     assert data.labels.dtype == torch.int64 and data.labels.tolist() == [2, 1, 0, 2]
     assert data.classes == [str(d) for d in range(10)] and data.name == "mnist"
     assert load_image_dataset("mnist", "train", size=(8, 6)).images.shape == (6, 1, 8, 6)
+
+
+def test_named_source_loads_its_test_split_at_the_first_evaluation(
+    fake_mnist: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded = []
+
+    def load(name: str, split: str = "train", size: int | None = None) -> images.ImageDataset:
+        loaded.append((split, size))
+        return load_image_dataset(name, split, size)
+
+    monkeypatch.setattr(gdata, "load_image_dataset", load)
+    source = open_data("mnist", seed=3, image_size=8)
+    assert loaded == [("train", 8)] and source.spec.shape == (1, 8, 8)
+    assert source.batch(4)[0].shape == (4, 1, 8, 8)
+    assert len(loaded) == 1  # training never reads the test split
+    real = source.reference(3, seed=1)
+    assert loaded[1:] == [("test", 8)] and real.shape == (3, 1, 8, 8)
+    source.reference(3, seed=2)
+    assert len(loaded) == 2  # loaded once
 
 
 def test_load_named_rejects_unofficial_content(fake_mnist: Path) -> None:

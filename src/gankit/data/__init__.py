@@ -5,7 +5,9 @@
 captures the random state so a resumed run sees exactly the batches an uninterrupted one would.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -137,13 +139,23 @@ class ImageSource(DataSource):
 
     x: (B, C, H, W) float in [-1, 1]; y: (B,) int64 class indices (all 0 when unlabelled).
     Held-out ``test`` images serve as the real reference for metrics.
+
+    Args:
+        train: the training split.
+        test: the test split at the training images' size, or a function that loads it,
+            called at the first evaluation (a run that never evaluates never holds it), or None.
     """
 
     preview_n = 100
 
-    def __init__(self, train: ImageDataset, test: ImageDataset | None, seed: int) -> None:
+    def __init__(
+        self,
+        train: ImageDataset,
+        test: ImageDataset | Callable[[], ImageDataset] | None,
+        seed: int,
+    ) -> None:
         super().__init__(seed)
-        self.train, self.test = train, test
+        self.train, self._test = train, test
         self.spec = DataSpec(
             train.name,
             "images",
@@ -155,6 +167,12 @@ class ImageSource(DataSource):
         self.pos = 0
         self.classifier = None  # (model, metadata) of the dataset's evaluation classifier
         self.test_features = None  # its features of the test split, computed once
+
+    @property
+    def test(self) -> ImageDataset | None:
+        if callable(self._test):
+            self._test = self._test()
+        return self._test
 
     def batch(self, n: int) -> tuple[Tensor, Tensor]:
         parts = []
@@ -264,7 +282,7 @@ def open_data(name: str, seed: int = 0, image_size: int = 0) -> DataSource:
     if name in IMAGE_DATASETS or Path(name).is_dir():
         size = image_size or None
         train = load_image_dataset(name, "train", size=size)
-        test = load_image_dataset(name, "test", size=size)
+        test = partial(load_image_dataset, name, "test", size=size)  # only evaluation needs it
         return ImageSource(train, test, seed)
     raise unknown_dataset(name)
 

@@ -8,7 +8,6 @@ uint32 dimensions, then the row-major payload in big-endian order. Every way a f
 
 import gzip
 import io
-import math
 import struct
 import zlib
 from pathlib import Path
@@ -31,6 +30,7 @@ DTYPES: dict[int, np.dtype] = {
 _CODES = {dtype.newbyteorder("="): code for code, dtype in DTYPES.items()}
 _GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_HINT = "replace it with a complete copy"
+_CHUNK = 1 << 20  # bytes per read: gzip decompresses each into a temporary this big
 
 
 def _open(path: Path) -> BinaryIO:
@@ -72,10 +72,16 @@ def _payload(
     stream: BinaryIO, path: Path, dtype: np.dtype, shape: tuple[int, ...], hint: str
 ) -> np.ndarray:
     """Read exactly the payload the header announces into a writable native-order array."""
-    expected = math.prod(shape) * dtype.itemsize
-    # One big read is ~3x faster through gzip than filling a buffer piecewise with readinto.
-    data = stream.read(expected)
-    found = len(data)
+    array = np.empty(shape, dtype)
+    view = memoryview(array).cast("B")
+    expected, found = len(view), 0
+    # Filled in place piece by piece: one big read() held the payload twice (the bytes, then the
+    # array copied out of them), +47 MB peak for MNIST's training images; it is faster too.
+    while found < expected:
+        got = stream.readinto(view[found : found + _CHUNK])
+        if not got:
+            break
+        found += got
     kind = "image data" if len(shape) >= 3 else "data"
     if found < expected:
         raise GankitError(
@@ -85,9 +91,9 @@ def _payload(
         raise GankitError(
             f"{path}: longer than its header says, expected only {expected} bytes of {kind}; {hint}"
         )
-    # Copy out of the immutable bytes so callers (and torch.from_numpy) get a writable array;
-    # wider types are big-endian on disk and become native order here.
-    return np.frombuffer(data, dtype=dtype).astype(dtype.newbyteorder("=")).reshape(shape)
+    if not dtype.isnative:  # wider types are big-endian on disk: swap in place, no copy
+        array = array.byteswap(inplace=True).view(dtype.newbyteorder("="))
+    return array
 
 
 def read_idx(path: str | Path, hint: str = DEFAULT_HINT) -> np.ndarray:

@@ -22,7 +22,7 @@ from gankit import losses
 from gankit.config import option
 from gankit.data import DataSpec
 from gankit.errors import GankitError
-from gankit.models.base import Batch, GANModel, player_optimizers
+from gankit.models.base import Batch, GANModel, frozen, player_optimizers
 from gankit.nn import MLP, ConvCritic, ConvGenerator, init_weights
 
 
@@ -185,18 +185,21 @@ class CGAN(GANModel):
         return loss, logs
 
     def train_step(self, batches: Iterator[Batch], step: int) -> dict[str, float]:
+        # grads are freed right after each step, not just before the next backward, so G's and
+        # D's never coexist; G's loss sees D frozen (no D weight grads, see ``frozen``)
         for _ in range(self.cfg.n_critic):
             real, y = next(batches)
             fake = self.generator(self.noise(len(real), self.cfg.z_dim), y).detach()
             loss_d, logs = self.d_loss(real, fake, y)
-            self.optimizers["d"].zero_grad(set_to_none=True)
             loss_d.backward()
             self.optimizers["d"].step()
+            self.optimizers["d"].zero_grad(set_to_none=True)
         fake = self.generator(self.noise(len(real), self.cfg.z_dim), y)
-        loss_g = G_LOSS[self.cfg.loss](self.discriminator(fake, y))
-        self.optimizers["g"].zero_grad(set_to_none=True)
+        with frozen(self.discriminator):
+            loss_g = G_LOSS[self.cfg.loss](self.discriminator(fake, y))
         loss_g.backward()
         self.optimizers["g"].step()
+        self.optimizers["g"].zero_grad(set_to_none=True)
         return {**logs, "loss/g": loss_g.item()}
 
     def generators(self) -> dict[str, nn.Module]:
