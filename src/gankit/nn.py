@@ -7,9 +7,12 @@ to raw scores (B,) with no sigmoid, so one loss module serves GAN, WGAN and WGAN
 from collections.abc import Sequence
 from typing import Literal
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from gankit.conv import Conv2d
 from gankit.errors import GankitError
 
 Norm = Literal["none", "batch", "layer", "instance", "spectral"]
@@ -60,11 +63,32 @@ def n_halvings(size: int, min_size: int = 4) -> int:
     return n
 
 
+class InstanceNorm2d(nn.InstanceNorm2d):
+    """Affine instance norm (the parameters and state dict of ``nn.InstanceNorm2d(c, affine=True)``)
+    computed as batch norm of each sample alone: the same statistics (per channel over H × W,
+    biased variance), but channels-last maps stay channels-last.
+
+    torch's CPU instance norm copies a channels-last input to NCHW and back (forward + backward at
+    256×32×32 on one core: 1.6 ms vs 0.6 ms this way) and in torch 2.13 returns wrong input
+    gradients when the incoming gradient is channels-last and B = 1.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__(channels, eps=eps, affine=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4 or x.shape[2] * x.shape[3] == 1:  # unbatched, or 1×1 maps (as torch)
+            return super().forward(x)
+        w, b, eps = self.weight, self.bias, self.eps
+        parts = [F.batch_norm(xi, None, None, w, b, True, 0.0, eps) for xi in x.split(1)]
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
 def _norm2d(norm: Norm, channels: int) -> nn.Module:
     if norm == "batch":
         return nn.BatchNorm2d(channels)
     if norm == "instance":
-        return nn.InstanceNorm2d(channels, affine=True)
+        return InstanceNorm2d(channels)
     if norm == "layer":
         # GroupNorm with one group normalises over (C, H, W) per sample: layer norm for conv maps.
         return nn.GroupNorm(1, channels)
@@ -114,7 +138,7 @@ class ConvCritic(nn.Module):
         ch, side = c, h
         for i in range(k):
             out = base * 2**i
-            conv = nn.Conv2d(ch, out, 4, stride=2, padding=1)
+            conv = Conv2d(ch, out, 4, stride=2, padding=1)
             side //= 2
             layers.append(spectral_norm(conv) if sn else conv)
             if i > 0:

