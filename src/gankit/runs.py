@@ -35,14 +35,12 @@ def resolve(
     yaml_values: dict[str, Any] | None = None,
     overrides: list[str] | None = None,
 ) -> RunConfig:
-    """Dataclass defaults < the family's defaults (then those for this data kind) < YAML < CLI
-    overrides."""
+    """Dataclass defaults < the family's defaults (for this data kind) < YAML < CLI overrides."""
     yaml_values = yaml_values or {}
     cls = model_class(model)
     kind = data_kind(data)
     # an EMA generator is a cheap, reliable gain on images; on 2-D toy data it only lags
     train = apply(TrainConfig(ema=kind == "images"), cls.train_defaults, "train")
-    train = apply(train, cls.kind_train_defaults.get(kind, {}), "train")
     train = apply(train, yaml_values.get("train") or {}, "train")
     model_cfg = apply(cls.Config(), cls.kind_defaults.get(kind, {}), "model_config")
     model_cfg = apply(model_cfg, yaml_values.get("model_config") or {}, "model_config")

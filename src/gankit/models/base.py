@@ -31,8 +31,6 @@ class GANModel(nn.Module):
 
     Config: ClassVar[type]
     train_defaults: ClassVar[dict[str, Any]] = {}
-    # TrainConfig values for one kind of data (e.g. more steps on 2-D points), over train_defaults
-    kind_train_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     # family-config values for one kind of data, applied before YAML and CLI values
     kind_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     kinds: ClassVar[tuple[str, ...]] = ("points", "images")
