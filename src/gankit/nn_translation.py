@@ -318,12 +318,6 @@ def image_shapes(
     return shape_a, shape_b
 
 
-def set_requires_grad(modules: list[nn.Module], flag: bool) -> None:
-    """Freeze the discriminators while the generators step, so no gradient is spent on them."""
-    for module in modules:
-        module.requires_grad_(flag)
-
-
 def translate_with(
     model: nn.Module, g_ab: nn.Module, g_ba: nn.Module, x: Tensor, direction: str
 ) -> Tensor:

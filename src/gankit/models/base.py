@@ -149,19 +149,21 @@ def player_optimizers(
 
 
 @contextmanager
-def frozen(module: nn.Module) -> Iterator[None]:
-    """Build graphs in which ``module``'s parameters are constants: backward skips their grads.
+def frozen(*modules: nn.Module) -> Iterator[None]:
+    """Build graphs in which the ``modules``' parameters are constants: backward skips their grads.
 
     For the generator's loss through the discriminator: D's weight gradients from it would be
     thrown away before D's next step, so computing and holding them costs time and memory only.
     The flags are restored on exit; a graph built inside keeps no path to the parameters.
     """
-    flags = [p.requires_grad for p in module.parameters()]
-    module.requires_grad_(False)
+    params = [p for module in modules for p in module.parameters()]
+    flags = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
     try:
         yield
     finally:
-        for p, flag in zip(module.parameters(), flags, strict=True):
+        for p, flag in zip(params, flags, strict=True):
             p.requires_grad_(flag)
 
 

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from gankit import losses
 from gankit.config import option
 from gankit.data import DataSpec
-from gankit.models.base import Batch, GANModel
+from gankit.models.base import Batch, GANModel, frozen
 from gankit.nn import init_weights
 from gankit.nn_translation import (
     ImagePool,
@@ -36,7 +36,6 @@ from gankit.nn_translation import (
     cycle_rows,
     image_shapes,
     require_inputs,
-    set_requires_grad,
     translate_with,
 )
 from gankit.optim import ChannelsLastAdam
@@ -202,10 +201,8 @@ class CycleGAN(GANModel):
     def train_step(self, batches: Iterator[Batch], step: int) -> dict[str, float]:
         """One update of both generators, then of both discriminators, on one (xa, xb) batch."""
         real_a, real_b = map(channels_last, next(batches))
-        discriminators = [self.d_a, self.d_b]
-        set_requires_grad(discriminators, False)
-        fake_a, fake_b, logs = self.generator_backward(real_a, real_b)
-        set_requires_grad(discriminators, True)
+        with frozen(self.d_a, self.d_b):  # no gradient is spent on the discriminators here
+            fake_a, fake_b, logs = self.generator_backward(real_a, real_b)
         self.optimizers["g"].step()
         # grads are freed right after each update, so G's and D's never take memory together
         self.optimizers["g"].zero_grad(set_to_none=True)

@@ -28,7 +28,7 @@ from gankit import losses
 from gankit.config import option
 from gankit.data import DataSpec
 from gankit.errors import GankitError
-from gankit.models.base import Batch, GANModel
+from gankit.models.base import Batch, GANModel, frozen
 from gankit.nn import MLP, ConvCritic, PointCritic, init_weights
 from gankit.nn_translation import (
     EncoderDecoderGenerator,
@@ -36,7 +36,6 @@ from gankit.nn_translation import (
     grid_columns,
     image_shapes,
     require_inputs,
-    set_requires_grad,
     translate_with,
 )
 from gankit.optim import ChannelsLastAdam
@@ -178,13 +177,11 @@ class DiscoGAN(GANModel):
         self.optimizers["d"].zero_grad(set_to_none=True)
         loss_d.backward()
         self.optimizers["d"].step()
-        discriminators = [d for d in (self.d_a, self.d_b) if d is not None]
-        set_requires_grad(discriminators, False)
-        loss_g, g_logs = self.generator_loss(real_a, real_b, fake_a, fake_b)
-        self.optimizers["g"].zero_grad(set_to_none=True)
-        loss_g.backward()
+        with frozen(*(d for d in (self.d_a, self.d_b) if d is not None)):
+            loss_g, g_logs = self.generator_loss(real_a, real_b, fake_a, fake_b)
+            self.optimizers["g"].zero_grad(set_to_none=True)
+            loss_g.backward()
         self.optimizers["g"].step()
-        set_requires_grad(discriminators, True)
         return {**logs, **g_logs}
 
     def generators(self) -> dict[str, nn.Module]:
