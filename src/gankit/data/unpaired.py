@@ -749,7 +749,11 @@ class UnpairedSource(DataSource):
         if min(len(fake), len(test) // 2) < 2:
             return {}  # a covariance needs two images on each side
         feats = classifier_features(network, to_uint8(to_channels(fake, channels)))
-        real = classifier_features(network, to_channels(test, channels))
+        cache = self.__dict__.setdefault("_test_features", {})  # the same at every evaluation
+        key = (id(network), tag)
+        if key not in cache:
+            cache[key] = classifier_features(network, to_channels(test, channels))
+        real = cache[key]
         scores = classifier_scores(feats, None, real, np.zeros(len(real)), [], seed)
         return {
             f"eval/fid_{tag}": scores["eval/cfid"],
