@@ -24,6 +24,7 @@ from gankit.data import DataSpec
 from gankit.errors import GankitError
 from gankit.models.base import Batch, GANModel, frozen, player_optimizers
 from gankit.nn import MLP, ConvCritic, ConvGenerator, init_weights
+from gankit.optim import Adam
 
 
 @dataclass
@@ -165,7 +166,7 @@ class CGAN(GANModel):
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return player_optimizers(
-            torch.optim.Adam,
+            Adam,
             self.generator,
             self.discriminator,
             lr=self.cfg.lr,

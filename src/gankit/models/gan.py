@@ -15,6 +15,7 @@ from gankit.config import option
 from gankit.data import DataSpec
 from gankit.models.base import Batch, GANModel, critic_diagnostics, player_optimizers
 from gankit.nn import build_critic, build_generator, init_weights
+from gankit.optim import Adam
 
 
 @dataclass
@@ -47,7 +48,7 @@ class GAN(GANModel):
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return player_optimizers(
-            torch.optim.Adam,
+            Adam,
             self.generator,
             self.discriminator,
             lr=self.cfg.lr,

@@ -19,6 +19,7 @@ from gankit.data import DataSpec
 from gankit.models.base import player_optimizers
 from gankit.models.wgan import WGAN
 from gankit.nn import refuse_batchnorm
+from gankit.optim import Adam
 
 
 @dataclass
@@ -65,7 +66,7 @@ class WGANGP(WGAN):
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return player_optimizers(
-            torch.optim.Adam, self.generator, self.critic, lr=self.cfg.lr, betas=self.cfg.betas
+            Adam, self.generator, self.critic, lr=self.cfg.lr, betas=self.cfg.betas
         )
 
     def critic_loss(self, real: Tensor, fake: Tensor) -> tuple[Tensor, dict[str, float]]:
