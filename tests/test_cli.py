@@ -144,3 +144,20 @@ def test_bad_labels(capsys, cgan_run, run_dir):
         capsys, ["sample", str(cgan_run), "--label", "x"]
     )
     assert "unconditional" in _one_line_error(capsys, ["sample", str(run_dir), "--label", "1"])
+
+
+def test_inception_fetch_command_exists_and_eval_checks_the_network_first(
+    capsys, cgan_run, tmp_path, monkeypatch
+):
+    """The missing-network hint names `gankit data fetch inception`; eval fails before scoring."""
+    from gankit.metrics import fid
+    from gankit.trainer import Run
+
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path))
+    monkeypatch.setattr(Run, "evaluate", lambda *a, **k: pytest.fail("scored without a network"))
+    err = _one_line_error(capsys, ["eval", str(cgan_run), "--n", "12", "--inception", "10"])
+    assert "gankit data fetch inception" in err
+    fetched = []
+    monkeypatch.setattr(fid, "fetch_inception", lambda force: fetched.append(force) or tmp_path)
+    assert main(["data", "fetch", "inception"]) == 0
+    assert fetched == [False] and "Inception network is ready" in capsys.readouterr().out

@@ -108,11 +108,12 @@ def _parser() -> argparse.ArgumentParser:
         help="fetch datasets into the local cache; export built-in pairs as folders",
         **fmt,
         epilog="examples:\n  gankit data fetch mnist\n  gankit data fetch fashion-mnist\n"
+        "  gankit data fetch inception   # the FID Inception-v3 network, for eval --inception\n"
         "  gankit data export sneakers2boots data/sneakers2boots   # folders for --data DIR\n",
     )
     data_sub = data.add_subparsers(dest="action", required=True, metavar="ACTION")
     fetch = data_sub.add_parser("fetch", help="copy or download a dataset into the cache")
-    fetch.add_argument("name", help="mnist or fashion-mnist")
+    fetch.add_argument("name", help="mnist, fashion-mnist or inception (the FID network)")
     fetch.add_argument("--force", action="store_true", help="fetch again even if cached")
     export = data_sub.add_parser(
         "export", help="write a built-in unpaired pair as trainA/trainB/testA/testB PNG folders"
@@ -137,6 +138,12 @@ def _data(args: argparse.Namespace) -> None:
             f"{args.name} written to {args.out}: "
             + ", ".join(f"{k} {v}" for k, v in counts.items())
         )
+        return
+    if args.name == "inception":
+        from gankit.metrics.fid import fetch_inception
+
+        path = fetch_inception(force=args.force)
+        print(f"the FID Inception network is ready in {path}")
         return
     from gankit.data import images
 
@@ -277,6 +284,10 @@ def _eval(args: argparse.Namespace) -> None:
         raise GankitError(f"--n {n}: evaluate at least 10 samples")
     if args.inception < 0 or args.inception > n:
         raise GankitError(f"--inception {args.inception}: give 0..{n} (at most --n samples)")
+    if args.inception:
+        from gankit.metrics.fid import load_inception
+
+        load_inception()  # a missing network fails now, not after the other scores
     metrics = {
         "step": run.step,
         "checkpoint": ckpt.name,
