@@ -127,13 +127,13 @@ def measure(name: str, steps: int) -> dict:
     stream = batches(run.data, run.cfg.train.batch_size, run.device)
     for step in range(3):
         run.model.train_step(stream, step)
-    flops = count_flops(lambda: run.model.train_step(stream, 3))
     start = time.perf_counter()
     for step in range(steps):
-        run.model.train_step(stream, 4 + step)
+        run.model.train_step(stream, 3 + step)
     sec = (time.perf_counter() - start) / steps
-    # the training process's own peak, before the GEMM reference allocates its matrices
+    # the training's own peak, before the FLOP counter (its imports) and the GEMM reference
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    flops = count_flops(lambda: run.model.train_step(stream, 3 + steps))
     peak = matmul_peak()
     real_per_step = run.cfg.train.batch_size * getattr(run.cfg.model_config, "n_critic", 1)
     return {

@@ -3,6 +3,7 @@ and short trainings on tiny synthetic unpaired data."""
 
 import io
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -107,8 +108,7 @@ def test_receptive_fields_and_defaults_by_image_size():
     assert [patch_receptive_field(n) for n in (1, 2, 3)] == [16, 34, 70]
     assert [default_patch_layers(s) for s in (16, 32, 128, 256)] == [1, 2, 3, 3]
     assert [default_blocks(s) for s in (32, 128, 256)] == [4, 6, 9]
-    with pytest.warns(UserWarning, match="identity loss off"):
-        model = CycleGAN(CycleGANConfig(), GREY2RGB)
+    model = CycleGAN(CycleGANConfig(), GREY2RGB)
     blocks = [m for m in model.g_ab.modules() if type(m).__name__ == "ResnetBlock"]
     assert len(blocks) == 4
     with pytest.raises(GankitError, match="at least 24 px"):
@@ -117,10 +117,12 @@ def test_receptive_fields_and_defaults_by_image_size():
 
 @pytest.mark.parametrize("arch", ["resnet", "unet"])
 def test_cyclegan_maps_between_channel_counts(arch):
-    with pytest.warns(UserWarning, match="identity loss off.*A has 1, B has 3"):
-        model = _cyclegan(GREY2RGB, arch=arch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # building it (for eval, translate) says nothing
+        model = _cyclegan(GREY2RGB, arch=arch, identity=0.5)
     assert model.identity == 0
-    model.setup()
+    with pytest.warns(UserWarning, match="identity loss off.*A has 1, B has 3"):
+        model.setup()  # training does
     stream = BlobStream(2, 32)
     logs = model.train_step(((xa, xb.expand(-1, 3, -1, -1)) for xa, xb in stream), 0)
     assert "loss/identity" not in logs and {"loss/cycle", "loss/d_a", "loss/d_b"} <= set(logs)
@@ -231,16 +233,29 @@ def _state(model: CycleGAN, stream: BlobStream) -> dict:
     }
 
 
-def test_cyclegan_resume_with_pool_equals_uninterrupted():
+def test_cycle_noise_perturbs_only_the_way_back():
+    model = _cyclegan(cycle_noise=0.3)
+    real_a, _ = next(BlobStream(2))
+    torch.manual_seed(5)
+    fake, _, cycle = model.translation_terms(real_a, model.g_ab, model.g_ba, model.d_b)
+    torch.manual_seed(5)
+    assert torch.equal(fake, model.g_ab(real_a))  # the translation itself is clean
+    noisy = fake + 0.3 * torch.randn_like(fake)
+    assert torch.allclose(cycle, losses.recon_l1(real_a, model.g_ba(noisy)))
+    assert not torch.allclose(cycle, losses.recon_l1(real_a, model.g_ba(fake)))
+
+
+@pytest.mark.parametrize("cycle_noise", [0.0, 0.2])
+def test_cyclegan_resume_with_pool_equals_uninterrupted(cycle_noise):
     """Weights, optimisers, LR schedule, both pools and RNG: 3 + 3 steps == 6 (PITFALL 1)."""
-    straight = _cyclegan(pool_size=3)
+    straight = _cyclegan(pool_size=3, cycle_noise=cycle_noise)
     straight.setup(6)
     stream = BlobStream(2)
     for step in range(6):
         straight.train_step(stream, step)
         straight.end_step()
 
-    first = _cyclegan(pool_size=3)
+    first = _cyclegan(pool_size=3, cycle_noise=cycle_noise)
     first.setup(6)
     stream = BlobStream(2)
     for step in range(3):

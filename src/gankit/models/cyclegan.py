@@ -62,6 +62,11 @@ class CycleGANConfig:
     identity: float = option(
         0.5, "identity-loss weight as a fraction of λ (0: off; needs equal channel counts)", min=0.0
     )
+    cycle_noise: float = option(
+        0.0,
+        "std of Gaussian noise added to a translation before it is mapped back (0: off)",
+        min=0.0,
+    )
     pool_size: int = option(50, "generated images kept per discriminator history (0: off)", min=0)
     lr: float = option(2e-4, "Adam learning rate", min=0.0)
     betas: tuple[float, ...] = option((0.5, 0.999), "Adam betas")
@@ -126,15 +131,20 @@ class CycleGAN(GANModel):
         self.d_b = PatchDiscriminator(c_b, ndf=cfg.ndf, n_layers=n_layers, norm=cfg.norm)
         init_weights(self)
         self.to(memory_format=torch.channels_last)  # faster convolutions: see channels_last
-        self.identity = cfg.identity
-        if cfg.identity > 0 and c_a != c_b:
+        self.channels = c_a, c_b
+        self.identity = cfg.identity if c_a == c_b else 0.0
+        self.pool_a, self.pool_b = ImagePool(cfg.pool_size), ImagePool(cfg.pool_size)
+
+    def setup(self, total_steps: int = 1) -> None:
+        """As GANModel's; says once, when training starts, that the identity loss is off."""
+        if self.identity != self.cfg.identity:
+            c_a, c_b = self.channels
             warnings.warn(
                 f"identity loss off: it compares G(b) with b, which needs equal channel counts "
                 f"(A has {c_a}, B has {c_b})",
                 stacklevel=2,
             )
-            self.identity = 0.0
-        self.pool_a, self.pool_b = ImagePool(cfg.pool_size), ImagePool(cfg.pool_size)
+        super().setup(total_steps)
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         def adam(*modules: nn.Module) -> torch.optim.Optimizer:
@@ -147,12 +157,20 @@ class CycleGAN(GANModel):
     def translation_terms(
         self, real: Tensor, g: nn.Module, f: nn.Module, d: nn.Module
     ) -> tuple[Tensor, Tensor, Tensor]:
-        """fake = g(real) and its terms: adversarial E[(d(fake) − 1)²], cycle E‖f(fake) − real‖₁."""
+        """fake = g(real) and its terms: adversarial E[(d(fake) − 1)²], cycle E‖f(fake) − real‖₁.
+
+        With ``cycle_noise`` σ > 0 the cycle reads f(fake + σ·ε): a translation can then no longer
+        hide what the other domain lacks (a colour photo's background inside a grey digit) in
+        low-amplitude patterns, which otherwise costs the content it should keep (Bashkirova et
+        al., arXiv:1908.01517).
+        """
         fake = g(real)
         # the paper's least-squares term is E[(D(G(a)) − 1)²], without LSGAN's ½: λ is relative
         # to it
         adv = 2 * losses.g_loss_lsgan(d(fake))
-        return fake, adv, losses.recon_l1(real, f(fake))
+        sigma = self.cfg.cycle_noise
+        back = f(fake + sigma * torch.randn_like(fake) if sigma > 0 else fake)
+        return fake, adv, losses.recon_l1(real, back)
 
     def generator_backward(
         self, real_a: Tensor, real_b: Tensor
