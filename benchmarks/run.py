@@ -37,7 +37,7 @@ PRESETS: dict[str, tuple[str, str, list[str]]] = {
     "cgan-mlp-mnist32": ("cgan", "mnist", ["image_size=32"]),
     "cgan-conv-mnist32": ("cgan", "mnist", ["image_size=32", "arch=conv"]),
     # The original CycleGAN setting at 128 px: ResNet-9 generators, 70×70 PatchGANs, ngf = ndf
-    # = 64 (our CPU defaults are 32), batch 1, identity loss 0.5, history pools of 50
+    # = 64 (our CPU defaults: 16 and 32), batch 1, identity loss 0.5, history pools of 50
     "cyclegan-resnet9-128": (
         "cyclegan",
         SYNTHETIC,
