@@ -141,7 +141,7 @@ class CGAN(GANModel):
 
     Config = CGANConfig
     train_defaults = {
-        "steps": 10000,
+        "steps": 15000,
         "batch_size": 64,
         "ema": True,
         "eval_samples": 5000,
