@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 setup: $(STAMP)
 
-# conditional GAN on MNIST: data into the cache, evaluation classifier (once), ~5 min of training
+# conditional GAN on MNIST: data into the cache, evaluation classifier (once), ~10 min of training
 demo: $(STAMP)
 	$(VENV)/bin/gankit data fetch mnist
 	$(VENV)/bin/gankit train classifier --data mnist reuse=true
