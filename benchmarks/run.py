@@ -41,7 +41,10 @@ PRESETS: dict[str, tuple[str, str, list[str]]] = {
     "cyclegan-resnet9-128": (
         "cyclegan",
         SYNTHETIC,
-        ["image_size=128", "batch_size=1", "ngf=64", "ndf=64", "blocks=9", "n_layers=3"],
+        [
+            *("image_size=128", "batch_size=1", "ngf=64", "ndf=64", "blocks=9", "n_layers=3"),
+            "identity=0.5",
+        ],
     ),
     # PyTorch-GAN's DiscoGAN size: 64×64 RGB, batch 8, the paper's widths (ours default to 32)
     "discogan-64": ("discogan", SYNTHETIC, ["image_size=64", "batch_size=8", "ngf=64", "ndf=64"]),
