@@ -31,7 +31,9 @@ def _skip_lazy_dynamo(namespace: object) -> None:
 
     Such a function imports torch._dynamo when first called, then caches the disabled version in
     the wrapped function's ``__dynamo_disable`` attribute; pre-filling that cache with the function
-    itself skips the import. Nothing changes once dynamo is loaded anyway (someone compiles).
+    itself skips the import. The cost: a process that later compiles a torch optimizer would
+    trace these functions instead of skipping them (gankit never compiles one). Once dynamo is
+    loaded, nothing is changed.
     """
     if "torch._dynamo" in sys.modules:
         return
