@@ -108,7 +108,7 @@ class CycleGAN(GANModel):
 
     Config = CycleGANConfig
     # batch 4 keeps many updates per second while instance norm needs no batch. On 32×32
-    # digits2colour, ngf 16 (2.8 GFLOP/step) runs 0.15 s/step on 2 threads against ngf 32's 0.28
+    # digits2colour, ngf 16 (3.7 GFLOP/step) runs 0.15 s/step on 2 threads against ngf 32's 0.28
     # (10.8 GFLOP): steps this small are bound by per-operation overhead, so 3000 steps fit the
     # 15-minute CPU budget, and keep A→B label preservation at 96.8% (ngf 32, 5000 steps: 97.0%)
     train_defaults = {
