@@ -198,20 +198,24 @@ def test_huber_delta_and_discogan_distance_choice():
     assert DiscoGAN(DiscoGANConfig(recon="l1"), POINTS).recon(x, y).item() == pytest.approx(1.4)
 
 
-def test_cyclegan_backward_by_direction_gives_the_whole_loss_gradients():
+@pytest.mark.parametrize("cycle_weight_b", [None, 0.0, 3.0])
+def test_cyclegan_backward_by_direction_gives_the_whole_loss_gradients(cycle_weight_b):
     """Each direction and identity term is back-propagated on its own to hold fewer
-    activations; the generators' gradients must be those of the summed loss."""
-    model = _cyclegan(identity=0.5)
+    activations; the generators' gradients must be those of the summed loss, with the
+    b → F → G cycle weighted by cycle_weight_b when it is set."""
+    model = _cyclegan(identity=0.5, cycle_weight_b=cycle_weight_b)
     real_a, real_b = next(BlobStream(2))
     params = [*model.g_ab.parameters(), *model.g_ba.parameters()]
     fake_a, fake_b, logs = model.generator_backward(real_a, real_b)
     ours = [p.grad.clone() for p in params]
     model.zero_grad(set_to_none=True)
     lam, g, f = model.cfg.cycle_weight, model.g_ab, model.g_ba
+    lam_b = lam if cycle_weight_b is None else cycle_weight_b
     loss = (
         2 * losses.g_loss_lsgan(model.d_b(g(real_a)))
         + 2 * losses.g_loss_lsgan(model.d_a(f(real_b)))
-        + lam * (losses.recon_l1(real_a, f(g(real_a))) + losses.recon_l1(real_b, g(f(real_b))))
+        + lam * losses.recon_l1(real_a, f(g(real_a)))
+        + lam_b * losses.recon_l1(real_b, g(f(real_b)))
         + 0.5 * lam * (losses.recon_l1(real_b, g(real_b)) + losses.recon_l1(real_a, f(real_a)))
     )
     loss.backward()
