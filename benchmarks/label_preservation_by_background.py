@@ -1,0 +1,66 @@
+"""digits2colour B → A: how often F(b) is the right digit, by the brightness of b's background.
+
+An analysis, not a timing: it explains where a CycleGAN's colour → grey direction loses digits.
+The test B images are grouped into quarters by the mean brightness of their background pixels
+(where the hidden grey digit is dark); for each quarter it prints the share of F(b) that A's
+classifier reads as the true digit.
+
+    python benchmarks/label_preservation_by_background.py RUN_DIR [--n 1000]
+
+Needs the cached digits2colour classifiers (``gankit train classifier --data digits2colour``).
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from gankit.data.images import to_float, to_uint8
+from gankit.data.unpaired import build_digits2colour
+from gankit.errors import GankitError
+from gankit.metrics.classifier import cached_classifier, predict
+from gankit.translate import load_translator
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", type=Path, help="a cyclegan or discogan run on digits2colour")
+    parser.add_argument("--n", type=int, default=1000, help="test images (first n of test B)")
+    args = parser.parse_args()
+    checkpoints = sorted((args.run / "checkpoints").glob("step_*.pt"))
+    if not checkpoints:
+        raise GankitError(f"no checkpoints in {args.run / 'checkpoints'}: train the run first")
+    found = cached_classifier("digits2colour-A", 1, 32)
+    if found is None:
+        raise GankitError(
+            "no digits2colour classifier: run gankit train classifier --data digits2colour"
+        )
+    translator = load_translator(checkpoints[-1], "BtoA", torch.device("cpu"))
+    data = build_digits2colour()
+    xb, labels = data.test_b.images[: args.n], data.test_b.labels[: args.n]
+    true_a = data.hidden_a_of_test_b[: args.n]
+    with torch.no_grad():
+        fake_a = torch.cat(
+            [translator.net(to_float(xb[i : i + 250])) for i in range(0, len(xb), 250)]
+        )
+    said = torch.as_tensor(predict(found[0], to_uint8(fake_a.clamp(-1, 1))))
+    right = said == labels
+    background = true_a[:, 0] < 30  # pixels away from the digit's strokes
+    brightness = (xb.float().mean(1) * background).sum((1, 2)) / background.sum((1, 2))
+    edges = torch.quantile(brightness, torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0]))
+    counts = torch.bincount(said, minlength=10)
+    print(f"{checkpoints[-1]}: F(b) read as the true digit {right.float().mean():.1%} overall")
+    print(f"  most common reading: {int(counts.argmax())} ({counts.max() / len(said):.1%})")
+    for q in range(4):
+        lo, hi = edges[q], edges[q + 1]
+        inside = (brightness >= lo) & ((brightness < hi) if q < 3 else (brightness <= hi))
+        share = right[inside].float().mean()
+        print(f"  background brightness {lo:5.1f}-{hi:5.1f} (quarter {q + 1}): {share:.1%}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except GankitError as exc:
+        sys.exit(f"error: {exc}")
