@@ -198,12 +198,16 @@ def test_huber_delta_and_discogan_distance_choice():
     assert DiscoGAN(DiscoGANConfig(recon="l1"), POINTS).recon(x, y).item() == pytest.approx(1.4)
 
 
-@pytest.mark.parametrize("cycle_weight_b", [None, 0.0, 3.0])
-def test_cyclegan_backward_by_direction_gives_the_whole_loss_gradients(cycle_weight_b):
+@pytest.mark.parametrize(
+    ("cycle_weight", "cycle_weight_b"), [(10.0, None), (10.0, 0.0), (0.0, 3.0)]
+)
+def test_cyclegan_backward_by_direction_gives_the_whole_loss_gradients(
+    cycle_weight, cycle_weight_b
+):
     """Each direction and identity term is back-propagated on its own to hold fewer
     activations; the generators' gradients must be those of the summed loss, with the
     b → F → G cycle weighted by cycle_weight_b when it is set."""
-    model = _cyclegan(identity=0.5, cycle_weight_b=cycle_weight_b)
+    model = _cyclegan(identity=0.5, cycle_weight=cycle_weight, cycle_weight_b=cycle_weight_b)
     real_a, real_b = next(BlobStream(2))
     params = [*model.g_ab.parameters(), *model.g_ba.parameters()]
     fake_a, fake_b, logs = model.generator_backward(real_a, real_b)

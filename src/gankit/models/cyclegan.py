@@ -207,7 +207,9 @@ class CycleGAN(GANModel):
         """
         lam = self.cfg.cycle_weight
         lam_b = lam if self.cfg.cycle_weight_b is None else self.cfg.cycle_weight_b
-        fake_b, adv_ab, cycle_a = self.translation_terms(real_a, self.g_ab, self.g_ba, self.d_b)
+        fake_b, adv_ab, cycle_a = self.translation_terms(
+            real_a, self.g_ab, self.g_ba, self.d_b, cycle_grad=lam > 0
+        )
         (adv_ab + lam * cycle_a).backward()
         fake_a, adv_ba, cycle_b = self.translation_terms(
             real_b, self.g_ba, self.g_ab, self.d_a, cycle_grad=lam_b > 0
