@@ -27,6 +27,7 @@ from gankit.nn_translation import (
     ResnetGenerator,
     UnetGenerator,
     patch_receptive_field,
+    random_colour,
 )
 from gankit.runs import resolve
 from gankit.trainer import Interrupted, Run, Trainer
@@ -306,6 +307,36 @@ def test_cyclegan_backward_with_patch_nce_gives_the_whole_loss_gradients():
     assert all(p.grad is not None for p in model.nce_heads.parameters())
     for a, b in zip(ours, (p.grad for p in params), strict=True):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_random_colour_changes_colours_not_content():
+    """Each grey image comes back as a·x + b with a ≠ 0 (content kept up to a negative); colour
+    images get their channels reordered and re-weighted, never moved in space."""
+    torch.manual_seed(0)
+    x = torch.rand(8, 1, 6, 6) * 2 - 1
+    y = random_colour(x)
+    for xi, yi in zip(x.flatten(1), y.flatten(1), strict=True):
+        fit = torch.linalg.lstsq(torch.stack([xi, torch.ones_like(xi)], 1), yi[:, None])
+        slope, offset = fit.solution.flatten()
+        assert abs(slope) > 0.4 and torch.allclose(slope * xi + offset, yi, atol=1e-5)
+    assert (y.flatten(1)[:, 0] * x.flatten(1)[:, 0] < 0).any()  # some negatives
+    rgb = torch.zeros(4, 3, 5, 5)
+    rgb[:, 0, 2, 2] = 1.0  # one red dot: it stays the odd pixel of its image
+    out = random_colour(rgb.requires_grad_())
+    odd = (out - out[..., :1, :1]).abs().sum(1)
+    assert (odd.flatten(1).argmax(1) == 12).all()
+    out.sum().backward()
+    assert rgb.grad is not None
+
+
+def test_cycle_colour_recolours_only_the_way_back():
+    model = _cyclegan(cycle_colour=True)
+    real_a, _ = next(BlobStream(2))
+    torch.manual_seed(5)
+    fake, _, cycle = model.translation_terms(real_a, model.g_ab, model.g_ba, model.d_b)
+    torch.manual_seed(5)
+    assert torch.equal(fake, model.g_ab(real_a))
+    assert torch.allclose(cycle, losses.recon_l1(real_a, model.g_ba(random_colour(fake))))
 
 
 def test_cycle_noise_perturbs_only_the_way_back():

@@ -50,6 +50,25 @@ def run_padded(net: nn.Module, x: Tensor, multiple: int) -> Tensor:
     return net(pad_to_multiple(x, multiple))[..., :h, :w]
 
 
+def random_colour(x: Tensor) -> Tensor:
+    """Differentiable random colour changes of each image (B, C, H, W) in [-1, 1]: a shuffle
+    of the RGB channels, a negative with probability ½, then DiffAugment's brightness (+U(−½, ½)),
+    saturation (×U(0, 2) about the pixel's grey) and contrast (×U(½, 3/2) about the image mean;
+    Zhao et al., arXiv:2006.10738). Shapes and pixel positions are untouched, so content is too.
+    """
+    b, c = x.shape[:2]
+    draw = torch.rand(b, 5, 1, 1, 1, device=x.device, dtype=x.dtype).unbind(1)
+    if c == 3:
+        order = torch.rand(b, 3, device=x.device).argsort(1)
+        x = x.gather(1, order[:, :, None, None].expand_as(x))
+    x = torch.where(draw[0] < 0.5, -x, x) + (draw[1] - 0.5)
+    if c == 3:
+        grey = x.mean(1, keepdim=True)
+        x = (x - grey) * (2 * draw[2]) + grey
+    mean = x.mean((1, 2, 3), keepdim=True)
+    return (x - mean) * (draw[3] + 0.5) + mean
+
+
 class ResnetBlock(nn.Module):
     """x + [reflect-pad 1, conv 3×3, norm, ReLU, reflect-pad 1, conv 3×3, norm](x), same shape."""
 

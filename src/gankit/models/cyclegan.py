@@ -42,6 +42,7 @@ from gankit.nn_translation import (
     channels_last,
     cycle_rows,
     image_shapes,
+    random_colour,
     require_inputs,
     translate_with,
 )
@@ -90,6 +91,13 @@ class CycleGANConfig:
         0.0,
         "weight of PatchNCE between each input and its translation (Park et al. 2020; 0: off)",
         min=0.0,
+    )
+    # G(a) draws darker, plainer backgrounds than the photos of real b, so F, which learns to
+    # read digits only from G(a), misreads the bright ones; recoloured G(a) widen what it sees
+    cycle_colour: bool = option(
+        False,
+        "random colour changes (RGB order, negative, brightness, saturation, contrast) of a "
+        "translation before it is mapped back",
     )
     pool_size: int = option(50, "generated images kept per discriminator history (0: off)", min=0)
     lr: float = option(2e-4, "Adam learning rate", min=0.0)
@@ -219,7 +227,8 @@ class CycleGAN(GANModel):
         adv = 2 * losses.g_loss_lsgan(d(fake))
         sigma = self.cfg.cycle_noise
         with torch.set_grad_enabled(cycle_grad and torch.is_grad_enabled()):
-            back = f(fake + sigma * torch.randn_like(fake) if sigma > 0 else fake)
+            seen = random_colour(fake) if self.cfg.cycle_colour else fake
+            back = f(seen + sigma * torch.randn_like(seen) if sigma > 0 else seen)
             return fake, adv, losses.recon_l1(real, back)
 
     def nce_term(self, real: Tensor, fake: Tensor, g: nn.Module, heads: nn.ModuleList) -> Tensor:
