@@ -113,19 +113,3 @@ def recon_huber(x: Tensor, x_rec: Tensor, delta: float = 1.0) -> Tensor:
     """Huber loss L_δ: ½a² where |a| ≤ δ, else δ(|a| - ½δ), with a = x - x_rec."""
     a = (x - x_rec).abs()
     return torch.where(a <= delta, 0.5 * a**2, delta * (a - 0.5 * delta)).mean()
-
-
-def patch_nce(query: Tensor, key: Tensor, tau: float = 0.07) -> Tensor:
-    """PatchNCE (Park et al., arXiv:2007.15651): InfoNCE over the patches of each image.
-
-    ``query`` (B, P, D) holds features of P patches of a translation, ``key`` (B, P, D) those of
-    the same P places in its input. Each query must pick its own place's key among the P keys of
-    the same image: cross-entropy of the softmax over ``q·k / tau`` (features L2-normalised here),
-    the true place as the class. Keys get no gradient: they are the fixed target.
-    """
-    q = F.normalize(query, dim=-1)
-    k = F.normalize(key, dim=-1).detach()
-    logits = q @ k.transpose(1, 2) / tau  # (B, P, P): row i = query i against every key
-    b, p, _ = logits.shape
-    target = torch.arange(p, device=logits.device).expand(b, p)
-    return F.cross_entropy(logits.flatten(0, 1), target.flatten())

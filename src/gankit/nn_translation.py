@@ -118,12 +118,6 @@ class ResnetGenerator(nn.Module):
             layers += [Conv2d(ch, 2 * ch, 3, stride=2, padding=1), _norm2d(norm, 2 * ch)]
             layers.append(nn.ReLU(inplace=True))
             ch *= 2
-        # PatchNCE reads the encoder: the input, after the first conv and each halving, and
-        # after the first residual block (CUT's choice of layers)
-        # (indices of the ReLUs that end each stage, then of the first block)
-        self.taps = [3 + 3 * i for i in range(n_down + 1)] + [len(layers)] * (blocks > 0)
-        self.tap_channels = [in_channels] + [ngf * 2**i for i in range(n_down + 1)]
-        self.tap_channels += [ch] * (blocks > 0)
         layers += [ResnetBlock(ch, norm) for _ in range(blocks)]
         for _ in range(n_down):
             up = ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1)
@@ -135,17 +129,6 @@ class ResnetGenerator(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return run_padded(self.net, x, self.multiple)
-
-    def encode(self, x: Tensor) -> list[Tensor]:
-        """Features of ``x`` at the layers ``tap_channels`` describes: [x, (B, C_i, H_i, W_i)...],
-        on x padded like the forward pass (the decoder is not run)."""
-        h = pad_to_multiple(x, self.multiple)
-        feats, last = [h], self.taps[-1]
-        for i, layer in enumerate(self.net[: last + 1]):
-            h = layer(h)
-            if i in self.taps:
-                feats.append(h)
-        return feats
 
 
 class UnetGenerator(nn.Module):

@@ -30,8 +30,6 @@ from torch import Tensor, nn
 from gankit import losses
 from gankit.config import option
 from gankit.data import DataSpec
-from gankit.data.unpaired import to_channels
-from gankit.errors import GankitError
 from gankit.models.base import Batch, GANModel, frozen
 from gankit.nn import init_weights
 from gankit.nn_translation import (
@@ -85,13 +83,6 @@ class CycleGANConfig:
         "std of Gaussian noise added to a translation before it is mapped back (0: off)",
         min=0.0,
     )
-    # digits2colour B → A: F(b) redraws a digit it half-read (4 → 9) while only F(G(a)) ≈ a ties
-    # it to content; PatchNCE ties each patch of F(b) to the same patch of b, without a way back
-    nce_weight: float = option(
-        0.0,
-        "weight of PatchNCE between each input and its translation (Park et al. 2020; 0: off)",
-        min=0.0,
-    )
     # G(a) draws darker, plainer backgrounds than the photos of real b, so F, which learns to
     # read digits only from G(a), misreads the bright ones; recoloured G(a) widen what it sees
     cycle_colour: bool = option(
@@ -131,17 +122,6 @@ def build_generator(cfg: CycleGANConfig, c_in: int, c_out: int, side: int) -> nn
     return ResnetGenerator(c_in, c_out, ngf=cfg.ngf, blocks=blocks, n_down=n_down, norm=cfg.norm)
 
 
-NCE_PATCHES = 256  # places per layer and image (CUT's); small layers give all they have
-
-
-def nce_heads(channels: list[int], dim: int = 256) -> nn.ModuleList:
-    """One 2-layer MLP per encoder layer (channels[i] → dim → dim), CUT's projection heads."""
-    return nn.ModuleList(
-        nn.Sequential(nn.Linear(c, dim), nn.ReLU(inplace=True), nn.Linear(dim, dim))
-        for c in channels
-    )
-
-
 class CycleGAN(GANModel):
     """Generators g_ab, g_ba and PatchGAN discriminators d_a, d_b on unpaired (xa, xb) batches."""
 
@@ -173,15 +153,6 @@ class CycleGAN(GANModel):
         n_layers = cfg.n_layers or default_patch_layers(side)
         self.d_a = PatchDiscriminator(c_a, ndf=cfg.ndf, n_layers=n_layers, norm=cfg.norm)
         self.d_b = PatchDiscriminator(c_b, ndf=cfg.ndf, n_layers=n_layers, norm=cfg.norm)
-        if cfg.nce_weight > 0:
-            if cfg.arch != "resnet":
-                raise GankitError(
-                    f"nce_weight={cfg.nce_weight} reads a ResNet generator's encoder: set "
-                    "arch=resnet or nce_weight=0"
-                )
-            self.nce_heads = nn.ModuleDict(
-                {"ab": nce_heads(self.g_ab.tap_channels), "ba": nce_heads(self.g_ba.tap_channels)}
-            )
         init_weights(self)
         self.to(memory_format=torch.channels_last)  # faster convolutions: see channels_last
         self.channels = c_a, c_b
@@ -205,8 +176,7 @@ class CycleGAN(GANModel):
             # fused: one kernel for all parameters (see player_optimizers), with no layout copies
             return ChannelsLastAdam(params, lr=self.cfg.lr, betas=self.cfg.betas, fused=True)
 
-        heads = [self.nce_heads] if self.cfg.nce_weight > 0 else []
-        return {"g": adam(self.g_ab, self.g_ba, *heads), "d": adam(self.d_a, self.d_b)}
+        return {"g": adam(self.g_ab, self.g_ba), "d": adam(self.d_a, self.d_b)}
 
     def translation_terms(
         self, real: Tensor, g: nn.Module, f: nn.Module, d: nn.Module, cycle_grad: bool = True
@@ -231,25 +201,6 @@ class CycleGAN(GANModel):
             back = f(seen + sigma * torch.randn_like(seen) if sigma > 0 else seen)
             return fake, adv, losses.recon_l1(real, back)
 
-    def nce_term(self, real: Tensor, fake: Tensor, g: nn.Module, heads: nn.ModuleList) -> Tensor:
-        """PatchNCE between ``real`` and ``fake`` = g(real), read by g's own encoder, averaged
-        over its layers: at each layer up to NCE_PATCHES random places, the same for both.
-
-        The translation is brought to the input's channel count (luminance or grey repeated) so
-        that g's encoder can read it; the input's features are the fixed keys (no graph).
-        """
-        with torch.no_grad():
-            keys = g.encode(real)
-        queries = g.encode(to_channels(fake, real.shape[1]))
-        total = fake.new_zeros(())
-        for head, k, q in zip(heads, keys, queries, strict=True):
-            k, q = (x.flatten(2).transpose(1, 2) for x in (k, q))  # (B, H·W, C)
-            places = torch.randperm(k.shape[1], device=k.device)[:NCE_PATCHES]
-            with torch.no_grad():
-                key = head(k[:, places])
-            total = total + losses.patch_nce(head(q[:, places]), key)
-        return total / len(heads)
-
     def generator_backward(
         self, real_a: Tensor, real_b: Tensor
     ) -> tuple[Tensor, Tensor, dict[str, float]]:
@@ -265,26 +216,15 @@ class CycleGAN(GANModel):
         """
         lam = self.cfg.cycle_weight
         lam_b = lam if self.cfg.cycle_weight_b is None else self.cfg.cycle_weight_b
-        nce_weight, logs = self.cfg.nce_weight, {}
         fake_b, adv_ab, cycle_a = self.translation_terms(
             real_a, self.g_ab, self.g_ba, self.d_b, cycle_grad=lam > 0
         )
-        loss_ab = adv_ab + lam * cycle_a
-        if nce_weight > 0:
-            nce_ab = self.nce_term(real_a, fake_b, self.g_ab, self.nce_heads["ab"])
-            loss_ab = loss_ab + nce_weight * nce_ab
-            logs["loss/nce_ab"] = nce_ab.item()
-        loss_ab.backward()
+        (adv_ab + lam * cycle_a).backward()
         fake_a, adv_ba, cycle_b = self.translation_terms(
             real_b, self.g_ba, self.g_ab, self.d_a, cycle_grad=lam_b > 0
         )
-        loss_ba = adv_ba + lam_b * cycle_b
-        if nce_weight > 0:
-            nce_ba = self.nce_term(real_b, fake_a, self.g_ba, self.nce_heads["ba"])
-            loss_ba = loss_ba + nce_weight * nce_ba
-            logs["loss/nce_ba"] = nce_ba.item()
-        loss_ba.backward()
-        logs |= {
+        (adv_ba + lam_b * cycle_b).backward()
+        logs = {
             "loss/g": adv_ab.item() + adv_ba.item(),
             "loss/g_ab": adv_ab.item(),
             "loss/g_ba": adv_ba.item(),
