@@ -69,6 +69,20 @@ def random_colour(x: Tensor) -> Tensor:
     return (x - mean) * (draw[3] + 0.5) + mean
 
 
+class WithNoise(nn.Module):
+    """``net`` on the input with ``channels`` channels of fresh N(0, 1) noise appended, so that
+    one input can give many outputs (a grey digit on many backgrounds): the net's first layer
+    must take C_in + ``channels`` channels. Each call draws new noise from torch's generator."""
+
+    def __init__(self, net: nn.Module, channels: int) -> None:
+        super().__init__()
+        self.net, self.channels = net, channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        noise = torch.randn(x.shape[0], self.channels, *x.shape[2:], device=x.device)
+        return self.net(torch.cat([x, noise.to(x.dtype)], 1))
+
+
 class ResnetBlock(nn.Module):
     """x + [reflect-pad 1, conv 3×3, norm, ReLU, reflect-pad 1, conv 3×3, norm](x), same shape."""
 

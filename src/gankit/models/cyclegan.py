@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from gankit import losses
 from gankit.config import option
 from gankit.data import DataSpec
+from gankit.errors import GankitError
 from gankit.models.base import Batch, GANModel, frozen
 from gankit.nn import init_weights
 from gankit.nn_translation import (
@@ -37,6 +38,7 @@ from gankit.nn_translation import (
     PatchDiscriminator,
     ResnetGenerator,
     UnetGenerator,
+    WithNoise,
     channels_last,
     cycle_rows,
     image_shapes,
@@ -89,6 +91,18 @@ class CycleGANConfig:
         False,
         "random colour changes (RGB order, negative, brightness, saturation, contrast) of a "
         "translation before it is mapped back",
+    )
+    # A → B can be one-to-many (a grey digit on any photo): a deterministic G draws one dull
+    # average background, and F, which learns to read digits from G(a) only, then misreads
+    # the bright, busy backgrounds of real b
+    noise_ab: int = option(
+        0, "channels of Gaussian noise appended to G's input (A → B; 0: a deterministic G)", min=0
+    )
+    mode_seeking: float = option(
+        0.0,
+        "weight of 1 / E|G(a, z₁) − G(a, z₂)|, which keeps G from ignoring its noise (Mao et "
+        "al. 2019; needs noise_ab)",
+        min=0.0,
     )
     pool_size: int = option(50, "generated images kept per discriminator history (0: off)", min=0)
     lr: float = option(2e-4, "Adam learning rate", min=0.0)
@@ -148,7 +162,14 @@ class CycleGAN(GANModel):
         (c_a, *size), c_b = shape_a, shape_b[0]
         side = min(size)
         # code names → paper: g_ab = G: X → Y, g_ba = F: Y → X, d_a = D_X, d_b = D_Y
-        self.g_ab = build_generator(cfg, c_a, c_b, side)
+        if cfg.mode_seeking > 0 and cfg.noise_ab == 0:
+            raise GankitError(
+                f"mode_seeking={cfg.mode_seeking} spreads G's outputs over its noise, but G has "
+                "none: set noise_ab (e.g. 4) or mode_seeking=0"
+            )
+        self.g_ab = build_generator(cfg, c_a + cfg.noise_ab, c_b, side)
+        if cfg.noise_ab:
+            self.g_ab = WithNoise(self.g_ab, cfg.noise_ab)
         self.g_ba = build_generator(cfg, c_b, c_a, side)
         n_layers = cfg.n_layers or default_patch_layers(side)
         self.d_a = PatchDiscriminator(c_a, ndf=cfg.ndf, n_layers=n_layers, norm=cfg.norm)
@@ -216,10 +237,17 @@ class CycleGAN(GANModel):
         """
         lam = self.cfg.cycle_weight
         lam_b = lam if self.cfg.cycle_weight_b is None else self.cfg.cycle_weight_b
+        extra: dict[str, float] = {}
         fake_b, adv_ab, cycle_a = self.translation_terms(
             real_a, self.g_ab, self.g_ba, self.d_b, cycle_grad=lam > 0
         )
-        (adv_ab + lam * cycle_a).backward()
+        loss_ab = adv_ab + lam * cycle_a
+        if self.cfg.mode_seeking > 0:
+            # MSGAN's ratio with fresh noise each call: E|z₁ − z₂| is a constant
+            spread = (fake_b - self.g_ab(real_a)).abs().mean()
+            loss_ab = loss_ab + self.cfg.mode_seeking / (spread + 1e-5)
+            extra["loss/spread_ab"] = spread.item()
+        loss_ab.backward()
         fake_a, adv_ba, cycle_b = self.translation_terms(
             real_b, self.g_ba, self.g_ab, self.d_a, cycle_grad=lam_b > 0
         )
@@ -231,6 +259,7 @@ class CycleGAN(GANModel):
             "loss/cycle": cycle_a.item() + cycle_b.item(),
             "loss/cycle_a": cycle_a.item(),
             "loss/cycle_b": cycle_b.item(),
+            **extra,
         }
         if self.identity > 0:
             idt = 0.0
