@@ -311,7 +311,7 @@ def test_cyclegan_backward_with_mode_seeking_gives_the_whole_loss_gradients():
         + 0.5 / (spread + 1e-5)
     )
     loss.backward()
-    assert logs["loss/spread_ab"] == pytest.approx(spread.item())
+    assert logs["loss/spread_ab"] == pytest.approx(spread.item()) and spread.item() > 0.01
     for a, b in zip(ours, (p.grad for p in params), strict=True):
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
 

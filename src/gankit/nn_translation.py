@@ -70,17 +70,23 @@ def random_colour(x: Tensor) -> Tensor:
 
 
 class WithNoise(nn.Module):
-    """``net`` on the input with ``channels`` channels of fresh N(0, 1) noise appended, so that
-    one input can give many outputs (a grey digit on many backgrounds): the net's first layer
-    must take C_in + ``channels`` channels. Each call draws new noise from torch's generator."""
+    """``net`` on the input with ``channels`` channels of fresh noise appended, so that one input
+    can give many outputs (a grey digit on many backgrounds): the net's first layer must take
+    C_in + ``channels`` channels. The noise is smooth: N(0, 1) on a grid 8 times coarser than
+    the image, bilinearly upsampled. Per-pixel noise lets the net vary its outputs with grain
+    alone, and a constant noise map (BicycleGAN's) would be erased by the instance norm after the
+    first convolution. Each call draws new noise from torch's generator."""
 
     def __init__(self, net: nn.Module, channels: int) -> None:
         super().__init__()
         self.net, self.channels = net, channels
 
     def forward(self, x: Tensor) -> Tensor:
-        noise = torch.randn(x.shape[0], self.channels, *x.shape[2:], device=x.device)
-        return self.net(torch.cat([x, noise.to(x.dtype)], 1))
+        h, w = x.shape[2:]
+        coarse = (max(2, -(-h // 8)), max(2, -(-w // 8)))
+        noise = torch.randn(x.shape[0], self.channels, *coarse, device=x.device, dtype=x.dtype)
+        noise = F.interpolate(noise, size=(h, w), mode="bilinear", align_corners=False)
+        return self.net(torch.cat([x, noise], 1))
 
 
 class ResnetBlock(nn.Module):
