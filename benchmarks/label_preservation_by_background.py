@@ -4,7 +4,9 @@ An analysis, not a timing: it explains where a CycleGAN's colour → grey direct
 The test B images are grouped into quarters by the mean brightness of their background pixels
 (where the hidden grey digit is dark); for each quarter it prints the share of F(b) that A's
 classifier reads as the true digit. It also prints the label preservation of F and that of a
-perfect translator (the hidden grey digits themselves), the metric's ceiling.
+perfect translator (the hidden grey digits themselves), the metric's ceiling, and how often
+F(G(a)) is read as a's digit: F learns to read G's pictures, and the gap to F(b) is what G's
+pictures lack of B's.
 
     python benchmarks/label_preservation_by_background.py RUN_DIR [--n 1000]
 
@@ -64,6 +66,19 @@ def main() -> None:
         f"  label preservation {(source == said).float().mean():.1%}; with the true grey "
         f"digits in place of F(b): {ceiling:.1%}"
     )
+    # F learns to read digits from G(a) only (the a-cycle): how well it reads those, against
+    # the real b above, measures how far G's pictures are from B's
+    forward = load_translator(checkpoints[-1], "AtoB", torch.device("cpu"))
+    xa, labels_a = data.test_a.images[: args.n], data.test_a.labels[: args.n]
+    with torch.no_grad():
+        back = torch.cat(
+            [
+                translator.net(forward.net(to_float(xa[i : i + 250])).clamp(-1, 1))
+                for i in range(0, len(xa), 250)
+            ]
+        )
+    read = torch.as_tensor(predict(found[0], to_uint8(back.clamp(-1, 1)))) == labels_a
+    print(f"  F(G(a)) read as the digit of a: {read.float().mean():.1%}")
     for q in range(4):
         lo, hi = edges[q], edges[q + 1]
         inside = (brightness >= lo) & ((brightness < hi) if q < 3 else (brightness <= hi))
