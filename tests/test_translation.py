@@ -283,6 +283,16 @@ def test_noisy_generator_draws_new_noise_each_call():
     assert torch.equal(first, g(x))  # reproducible from torch's seed
 
 
+def test_d_norm_sets_the_discriminators_normalisation_alone():
+    def norms(module: torch.nn.Module) -> set[str]:
+        return {type(m).__name__ for m in module.modules() if "Norm" in type(m).__name__}
+
+    model = _cyclegan(d_norm="none")
+    assert norms(model.d_a) == norms(model.d_b) == set()
+    assert norms(model.g_ab) == {"InstanceNorm2d"}
+    assert norms(_cyclegan().d_b) == {"InstanceNorm2d"}  # default: as norm
+
+
 def test_mode_seeking_needs_noise():
     with pytest.raises(GankitError, match="noise_ab"):
         _cyclegan(mode_seeking=1.0)

@@ -66,6 +66,11 @@ class CycleGANConfig:
         min=0,
     )
     norm: Literal["instance", "batch", "none"] = option("instance", "normalisation layers")
+    # instance norm makes each feature map zero-mean per image, so a PatchGAN with it cannot
+    # tell a flat bright background from a flat dark one
+    d_norm: Literal["instance", "batch", "none"] | None = option(
+        None, "the discriminators' normalisation (none: as norm)"
+    )
     cycle_weight: float = option(10.0, "λ: weight of each cycle-consistency L1 term", min=0.0)
     # digits2colour, 5000 steps with EMA: B → A label preservation 79.6% with 0, 55.4% with 10
     cycle_weight_b: float | None = option(
@@ -172,8 +177,9 @@ class CycleGAN(GANModel):
             self.g_ab = WithNoise(self.g_ab, cfg.noise_ab)
         self.g_ba = build_generator(cfg, c_b, c_a, side)
         n_layers = cfg.n_layers or default_patch_layers(side)
-        self.d_a = PatchDiscriminator(c_a, ndf=cfg.ndf, n_layers=n_layers, norm=cfg.norm)
-        self.d_b = PatchDiscriminator(c_b, ndf=cfg.ndf, n_layers=n_layers, norm=cfg.norm)
+        d_norm = cfg.d_norm or cfg.norm
+        self.d_a = PatchDiscriminator(c_a, ndf=cfg.ndf, n_layers=n_layers, norm=d_norm)
+        self.d_b = PatchDiscriminator(c_b, ndf=cfg.ndf, n_layers=n_layers, norm=d_norm)
         init_weights(self)
         self.to(memory_format=torch.channels_last)  # faster convolutions: see channels_last
         self.channels = c_a, c_b
