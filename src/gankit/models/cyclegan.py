@@ -68,8 +68,8 @@ class CycleGANConfig:
     norm: Literal["instance", "batch", "none"] = option("instance", "normalisation layers")
     # instance norm makes each feature map zero-mean per image, so a PatchGAN with it cannot
     # tell a flat bright background from a flat dark one
-    d_norm: Literal["instance", "batch", "none"] | None = option(
-        None, "the discriminators' normalisation (none: as norm)"
+    d_norm: Literal["same", "instance", "batch", "none"] = option(
+        "same", "the discriminators' normalisation (same: as norm)"
     )
     cycle_weight: float = option(10.0, "λ: weight of each cycle-consistency L1 term", min=0.0)
     # digits2colour, 5000 steps with EMA: B → A label preservation 79.6% with 0, 55.4% with 10
@@ -177,7 +177,7 @@ class CycleGAN(GANModel):
             self.g_ab = WithNoise(self.g_ab, cfg.noise_ab)
         self.g_ba = build_generator(cfg, c_b, c_a, side)
         n_layers = cfg.n_layers or default_patch_layers(side)
-        d_norm = cfg.d_norm or cfg.norm
+        d_norm = cfg.norm if cfg.d_norm == "same" else cfg.d_norm
         self.d_a = PatchDiscriminator(c_a, ndf=cfg.ndf, n_layers=n_layers, norm=d_norm)
         self.d_b = PatchDiscriminator(c_b, ndf=cfg.ndf, n_layers=n_layers, norm=d_norm)
         init_weights(self)
