@@ -26,9 +26,7 @@ from gankit.nn_translation import (
     PatchDiscriminator,
     ResnetGenerator,
     UnetGenerator,
-    WithNoise,
     patch_receptive_field,
-    random_colour,
 )
 from gankit.runs import resolve
 from gankit.trainer import Interrupted, Run, Trainer
@@ -243,89 +241,6 @@ def _state(model: CycleGAN, stream: BlobStream) -> dict:
     }
 
 
-def test_random_colour_changes_colours_not_content():
-    """Each grey image comes back as a·x + b with a ≠ 0 (content kept up to a negative); colour
-    images get their channels reordered and re-weighted, never moved in space."""
-    torch.manual_seed(0)
-    x = torch.rand(8, 1, 6, 6) * 2 - 1
-    y = random_colour(x)
-    for xi, yi in zip(x.flatten(1), y.flatten(1), strict=True):
-        fit = torch.linalg.lstsq(torch.stack([xi, torch.ones_like(xi)], 1), yi[:, None])
-        slope, offset = fit.solution.flatten()
-        assert abs(slope) > 0.4 and torch.allclose(slope * xi + offset, yi, atol=1e-5)
-    assert (y.flatten(1)[:, 0] * x.flatten(1)[:, 0] < 0).any()  # some negatives
-    rgb = torch.zeros(4, 3, 5, 5)
-    rgb[:, 0, 2, 2] = 1.0  # one red dot: it stays the odd pixel of its image
-    out = random_colour(rgb.requires_grad_())
-    odd = (out - out[..., :1, :1]).abs().sum(1)
-    assert (odd.flatten(1).argmax(1) == 12).all()
-    out.sum().backward()
-    assert rgb.grad is not None
-
-
-def test_cycle_colour_recolours_only_the_way_back():
-    model = _cyclegan(cycle_colour=True)
-    real_a, _ = next(BlobStream(2))
-    torch.manual_seed(5)
-    fake, _, cycle = model.translation_terms(real_a, model.g_ab, model.g_ba, model.d_b)
-    torch.manual_seed(5)
-    assert torch.equal(fake, model.g_ab(real_a))
-    assert torch.allclose(cycle, losses.recon_l1(real_a, model.g_ba(random_colour(fake))))
-
-
-def test_noisy_generator_draws_new_noise_each_call():
-    g = WithNoise(ResnetGenerator(1 + 2, 3, ngf=4, blocks=1, n_down=1), 2)
-    x = torch.randn(2, 1, 8, 8)
-    torch.manual_seed(3)
-    first = g(x)
-    assert first.shape == (2, 3, 8, 8) and not torch.allclose(first, g(x))
-    torch.manual_seed(3)
-    assert torch.equal(first, g(x))  # reproducible from torch's seed
-
-
-def test_d_norm_sets_the_discriminators_normalisation_alone():
-    def norms(module: torch.nn.Module) -> set[str]:
-        return {type(m).__name__ for m in module.modules() if "Norm" in type(m).__name__}
-
-    model = _cyclegan(d_norm="none")
-    assert norms(model.d_a) == norms(model.d_b) == set()
-    assert norms(model.g_ab) == {"InstanceNorm2d"}
-    assert norms(_cyclegan().d_b) == {"InstanceNorm2d"}  # default: as norm
-
-
-def test_mode_seeking_needs_noise():
-    with pytest.raises(GankitError, match="noise_ab"):
-        _cyclegan(mode_seeking=1.0)
-
-
-def test_cyclegan_backward_with_mode_seeking_gives_the_whole_loss_gradients():
-    """noise_ab + mode_seeking: the split backward equals the summed loss, with G's noise drawn
-    in the same order (G(a), its second draw, then G(F(b)))."""
-    model = _cyclegan(noise_ab=2, mode_seeking=0.5)
-    real_a, real_b = next(BlobStream(2))
-    params = [*model.g_ab.parameters(), *model.g_ba.parameters()]
-    torch.manual_seed(1)
-    _, _, logs = model.generator_backward(real_a, real_b)
-    ours = [p.grad.clone() for p in params]
-    model.zero_grad(set_to_none=True)
-    lam, g, f = model.cfg.cycle_weight, model.g_ab, model.g_ba
-    torch.manual_seed(1)
-    fake_b = g(real_a)
-    spread = (fake_b - g(real_a)).abs().mean()
-    fake_a = f(real_b)
-    loss = (
-        2 * losses.g_loss_lsgan(model.d_b(fake_b))
-        + 2 * losses.g_loss_lsgan(model.d_a(fake_a))
-        + lam * losses.recon_l1(real_a, f(fake_b))
-        + lam * losses.recon_l1(real_b, g(fake_a))
-        + 0.5 / (spread + 1e-5)
-    )
-    loss.backward()
-    assert logs["loss/spread_ab"] == pytest.approx(spread.item()) and spread.item() > 0.01
-    for a, b in zip(ours, (p.grad for p in params), strict=True):
-        assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)
-
-
 def test_cycle_noise_perturbs_only_the_way_back():
     model = _cyclegan(cycle_noise=0.3)
     real_a, _ = next(BlobStream(2))
@@ -338,20 +253,17 @@ def test_cycle_noise_perturbs_only_the_way_back():
     assert not torch.allclose(cycle, losses.recon_l1(real_a, model.g_ba(fake)))
 
 
-@pytest.mark.parametrize(
-    "changes",
-    [{}, {"cycle_noise": 0.2}, {"cycle_colour": True}, {"noise_ab": 2, "mode_seeking": 1.0}],
-)
-def test_cyclegan_resume_with_pool_equals_uninterrupted(changes):
+@pytest.mark.parametrize("cycle_noise", [0.0, 0.2])
+def test_cyclegan_resume_with_pool_equals_uninterrupted(cycle_noise):
     """Weights, optimisers, LR schedule, both pools and RNG: 3 + 3 steps == 6 (PITFALL 1)."""
-    straight = _cyclegan(pool_size=3, **changes)
+    straight = _cyclegan(pool_size=3, cycle_noise=cycle_noise)
     straight.setup(6)
     stream = BlobStream(2)
     for step in range(6):
         straight.train_step(stream, step)
         straight.end_step()
 
-    first = _cyclegan(pool_size=3, **changes)
+    first = _cyclegan(pool_size=3, cycle_noise=cycle_noise)
     first.setup(6)
     stream = BlobStream(2)
     for step in range(3):

@@ -50,45 +50,6 @@ def run_padded(net: nn.Module, x: Tensor, multiple: int) -> Tensor:
     return net(pad_to_multiple(x, multiple))[..., :h, :w]
 
 
-def random_colour(x: Tensor) -> Tensor:
-    """Differentiable random colour changes of each image (B, C, H, W) in [-1, 1]: a shuffle
-    of the RGB channels, a negative with probability ½, then DiffAugment's brightness (+U(−½, ½)),
-    saturation (×U(0, 2) about the pixel's grey) and contrast (×U(½, 3/2) about the image mean;
-    Zhao et al., arXiv:2006.10738). Shapes and pixel positions are untouched, so content is too.
-    """
-    b, c = x.shape[:2]
-    draw = torch.rand(b, 5, 1, 1, 1, device=x.device, dtype=x.dtype).unbind(1)
-    if c == 3:
-        order = torch.rand(b, 3, device=x.device).argsort(1)
-        x = x.gather(1, order[:, :, None, None].expand_as(x))
-    x = torch.where(draw[0] < 0.5, -x, x) + (draw[1] - 0.5)
-    if c == 3:
-        grey = x.mean(1, keepdim=True)
-        x = (x - grey) * (2 * draw[2]) + grey
-    mean = x.mean((1, 2, 3), keepdim=True)
-    return (x - mean) * (draw[3] + 0.5) + mean
-
-
-class WithNoise(nn.Module):
-    """``net`` on the input with ``channels`` channels of fresh noise appended, so that one input
-    can give many outputs (a grey digit on many backgrounds): the net's first layer must take
-    C_in + ``channels`` channels. The noise is smooth: N(0, 1) on a grid 8 times coarser than
-    the image, bilinearly upsampled. Per-pixel noise lets the net vary its outputs with grain
-    alone, and a constant noise map (BicycleGAN's) would be erased by the instance norm after the
-    first convolution. Each call draws new noise from torch's generator."""
-
-    def __init__(self, net: nn.Module, channels: int) -> None:
-        super().__init__()
-        self.net, self.channels = net, channels
-
-    def forward(self, x: Tensor) -> Tensor:
-        h, w = x.shape[2:]
-        coarse = (max(2, -(-h // 8)), max(2, -(-w // 8)))
-        noise = torch.randn(x.shape[0], self.channels, *coarse, device=x.device, dtype=x.dtype)
-        noise = F.interpolate(noise, size=(h, w), mode="bilinear", align_corners=False)
-        return self.net(torch.cat([x, noise], 1))
-
-
 class ResnetBlock(nn.Module):
     """x + [reflect-pad 1, conv 3×3, norm, ReLU, reflect-pad 1, conv 3×3, norm](x), same shape."""
 

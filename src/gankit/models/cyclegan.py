@@ -30,7 +30,6 @@ from torch import Tensor, nn
 from gankit import losses
 from gankit.config import option
 from gankit.data import DataSpec
-from gankit.errors import GankitError
 from gankit.models.base import Batch, GANModel, frozen
 from gankit.nn import init_weights
 from gankit.nn_translation import (
@@ -38,11 +37,9 @@ from gankit.nn_translation import (
     PatchDiscriminator,
     ResnetGenerator,
     UnetGenerator,
-    WithNoise,
     channels_last,
     cycle_rows,
     image_shapes,
-    random_colour,
     require_inputs,
     translate_with,
 )
@@ -66,11 +63,6 @@ class CycleGANConfig:
         min=0,
     )
     norm: Literal["instance", "batch", "none"] = option("instance", "normalisation layers")
-    # instance norm makes each feature map zero-mean per image, so a PatchGAN with it cannot
-    # tell a flat bright background from a flat dark one
-    d_norm: Literal["same", "instance", "batch", "none"] = option(
-        "same", "the discriminators' normalisation (same: as norm)"
-    )
     cycle_weight: float = option(10.0, "λ: weight of each cycle-consistency L1 term", min=0.0)
     # digits2colour, 5000 steps with EMA: B → A label preservation 79.6% with 0, 55.4% with 10
     cycle_weight_b: float | None = option(
@@ -88,25 +80,6 @@ class CycleGANConfig:
     cycle_noise: float = option(
         0.0,
         "std of Gaussian noise added to a translation before it is mapped back (0: off)",
-        min=0.0,
-    )
-    # G(a) draws darker, plainer backgrounds than the photos of real b, so F, which learns to
-    # read digits only from G(a), misreads the bright ones; recoloured G(a) widen what it sees
-    cycle_colour: bool = option(
-        False,
-        "random colour changes (RGB order, negative, brightness, saturation, contrast) of a "
-        "translation before it is mapped back",
-    )
-    # A → B can be one-to-many (a grey digit on any photo): a deterministic G draws one dull
-    # average background, and F, which learns to read digits from G(a) only, then misreads
-    # the bright, busy backgrounds of real b
-    noise_ab: int = option(
-        0, "channels of Gaussian noise appended to G's input (A → B; 0: a deterministic G)", min=0
-    )
-    mode_seeking: float = option(
-        0.0,
-        "weight of 1 / E|G(a, z₁) − G(a, z₂)|, which keeps G from ignoring its noise (Mao et "
-        "al. 2019; needs noise_ab)",
         min=0.0,
     )
     pool_size: int = option(50, "generated images kept per discriminator history (0: off)", min=0)
@@ -167,19 +140,11 @@ class CycleGAN(GANModel):
         (c_a, *size), c_b = shape_a, shape_b[0]
         side = min(size)
         # code names → paper: g_ab = G: X → Y, g_ba = F: Y → X, d_a = D_X, d_b = D_Y
-        if cfg.mode_seeking > 0 and cfg.noise_ab == 0:
-            raise GankitError(
-                f"mode_seeking={cfg.mode_seeking} spreads G's outputs over its noise, but G has "
-                "none: set noise_ab (e.g. 4) or mode_seeking=0"
-            )
-        self.g_ab = build_generator(cfg, c_a + cfg.noise_ab, c_b, side)
-        if cfg.noise_ab:
-            self.g_ab = WithNoise(self.g_ab, cfg.noise_ab)
+        self.g_ab = build_generator(cfg, c_a, c_b, side)
         self.g_ba = build_generator(cfg, c_b, c_a, side)
         n_layers = cfg.n_layers or default_patch_layers(side)
-        d_norm = cfg.norm if cfg.d_norm == "same" else cfg.d_norm
-        self.d_a = PatchDiscriminator(c_a, ndf=cfg.ndf, n_layers=n_layers, norm=d_norm)
-        self.d_b = PatchDiscriminator(c_b, ndf=cfg.ndf, n_layers=n_layers, norm=d_norm)
+        self.d_a = PatchDiscriminator(c_a, ndf=cfg.ndf, n_layers=n_layers, norm=cfg.norm)
+        self.d_b = PatchDiscriminator(c_b, ndf=cfg.ndf, n_layers=n_layers, norm=cfg.norm)
         init_weights(self)
         self.to(memory_format=torch.channels_last)  # faster convolutions: see channels_last
         self.channels = c_a, c_b
@@ -224,8 +189,7 @@ class CycleGAN(GANModel):
         adv = 2 * losses.g_loss_lsgan(d(fake))
         sigma = self.cfg.cycle_noise
         with torch.set_grad_enabled(cycle_grad and torch.is_grad_enabled()):
-            seen = random_colour(fake) if self.cfg.cycle_colour else fake
-            back = f(seen + sigma * torch.randn_like(seen) if sigma > 0 else seen)
+            back = f(fake + sigma * torch.randn_like(fake) if sigma > 0 else fake)
             return fake, adv, losses.recon_l1(real, back)
 
     def generator_backward(
@@ -243,17 +207,10 @@ class CycleGAN(GANModel):
         """
         lam = self.cfg.cycle_weight
         lam_b = lam if self.cfg.cycle_weight_b is None else self.cfg.cycle_weight_b
-        extra: dict[str, float] = {}
         fake_b, adv_ab, cycle_a = self.translation_terms(
             real_a, self.g_ab, self.g_ba, self.d_b, cycle_grad=lam > 0
         )
-        loss_ab = adv_ab + lam * cycle_a
-        if self.cfg.mode_seeking > 0:
-            # MSGAN's ratio with fresh noise each call: E|z₁ − z₂| is a constant
-            spread = (fake_b - self.g_ab(real_a)).abs().mean()
-            loss_ab = loss_ab + self.cfg.mode_seeking / (spread + 1e-5)
-            extra["loss/spread_ab"] = spread.item()
-        loss_ab.backward()
+        (adv_ab + lam * cycle_a).backward()
         fake_a, adv_ba, cycle_b = self.translation_terms(
             real_b, self.g_ba, self.g_ab, self.d_a, cycle_grad=lam_b > 0
         )
@@ -265,7 +222,6 @@ class CycleGAN(GANModel):
             "loss/cycle": cycle_a.item() + cycle_b.item(),
             "loss/cycle_a": cycle_a.item(),
             "loss/cycle_b": cycle_b.item(),
-            **extra,
         }
         if self.identity > 0:
             idt = 0.0
