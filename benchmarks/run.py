@@ -64,6 +64,46 @@ def matmul_peak(n: int = 2048, reps: int = 10) -> float:
     return 2 * n**3 * reps / (time.perf_counter() - start) / 1e9
 
 
+def conv_ceiling(reps: int = 20, trials: int = 5) -> dict:
+    """The MFU a 3×3 convolution's forward + backward alone reaches: the ceiling for the
+    translation presets, whose FLOPs are almost all such convolutions.
+
+    The shape is a ResNet-9 block of the 128-px CycleGAN (256 → 256 channels at 32×32, batch 1,
+    channels-last), through gankit's Conv2d and through torch's; FLOPs: forward, input gradient
+    and weight gradient, 2·C_in·C_out·9·H·W each. Each trial times the GEMM reference and both
+    convolutions back to back; the medians over the trials are reported (the machines are noisy).
+    """
+    from statistics import median
+
+    from gankit.conv import Conv2d
+
+    x = torch.randn(1, 256, 32, 32).contiguous(memory_format=torch.channels_last)
+    grad = torch.randn_like(x)  # a dense output gradient, as in training (not .sum()'s broadcast)
+    flops = 3 * 2 * 256 * 256 * 9 * 32 * 32
+    convs = {
+        "gankit": Conv2d(256, 256, 3, padding=1).to(memory_format=torch.channels_last),
+        "torch": torch.nn.Conv2d(256, 256, 3, padding=1).to(memory_format=torch.channels_last),
+    }
+    inp = x.clone().requires_grad_()
+    rates: dict[str, list[float]] = {"gemm": [], "gankit": [], "torch": []}
+    for _ in range(trials):
+        rates["gemm"].append(matmul_peak())
+        for name, conv in convs.items():
+            for _ in range(3):
+                conv(inp).backward(grad)
+            start = time.perf_counter()
+            for _ in range(reps):
+                conv(inp).backward(grad)
+            rates[name].append(flops * reps / (time.perf_counter() - start) / 1e9)
+    peak = median(rates["gemm"])
+    out: dict = {"gemm_gflops": round(peak, 1), "trials": trials}
+    for name in convs:
+        out[name] = {"gflops": round(median(rates[name]), 1)}
+        ratios = [r / p for r, p in zip(rates[name], rates["gemm"], strict=True)]
+        out[name]["mfu"] = round(median(ratios), 4)
+    return out
+
+
 class GradSafeFlopCounter(TorchDispatchMode):
     """FlopCounterMode's per-operator FLOP formulas without its module hooks.
 
@@ -222,6 +262,7 @@ def main() -> None:
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "python": platform.python_version(),
+            "conv3x3_ceiling": conv_ceiling(),
         },
         "speed": [
             in_subprocess(
@@ -235,6 +276,11 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "bench.json"
     path.write_text(json.dumps(results, indent=2))
+    ceiling = results["machine"]["conv3x3_ceiling"]
+    print(
+        f"3x3 conv forward + backward alone: MFU {ceiling['gankit']['mfu']:.1%} (gankit), "
+        f"{ceiling['torch']['mfu']:.1%} (torch), GEMM {ceiling['gemm_gflops']} GFLOP/s"
+    )
     for row in results["speed"]:
         print(
             f"{row['preset']:24s} {row['sec_per_step'] * 1e3:8.1f} ms/step  "
