@@ -15,6 +15,7 @@ Needs the cached digits2colour classifiers (``gankit train classifier --data dig
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -24,6 +25,12 @@ from gankit.data.unpaired import build_digits2colour
 from gankit.errors import GankitError
 from gankit.metrics.classifier import cached_classifier, predict
 from gankit.translate import load_translator
+
+
+@torch.no_grad()
+def in_batches(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """net(x) computed 250 images at a time."""
+    return torch.cat([net(x[i : i + 250]) for i in range(0, len(x), 250)])
 
 
 def main() -> None:
@@ -46,10 +53,7 @@ def main() -> None:
     data = build_digits2colour()
     xb, labels = data.test_b.images[: args.n], data.test_b.labels[: args.n]
     true_a = data.hidden_a_of_test_b[: args.n]
-    with torch.no_grad():
-        fake_a = torch.cat(
-            [translator.net(to_float(xb[i : i + 250])) for i in range(0, len(xb), 250)]
-        )
+    fake_a = in_batches(translator.net, to_float(xb))
     said = torch.as_tensor(predict(found[0], to_uint8(fake_a.clamp(-1, 1))))
     right = said == labels
     background = true_a[:, 0] < 30  # pixels away from the digit's strokes
@@ -70,13 +74,7 @@ def main() -> None:
     # the real b above, measures how far G's pictures are from B's
     forward = load_translator(checkpoints[-1], "AtoB", torch.device("cpu"))
     xa, labels_a = data.test_a.images[: args.n], data.test_a.labels[: args.n]
-    with torch.no_grad():
-        back = torch.cat(
-            [
-                translator.net(forward.net(to_float(xa[i : i + 250])).clamp(-1, 1))
-                for i in range(0, len(xa), 250)
-            ]
-        )
+    back = in_batches(lambda x: translator.net(forward.net(x).clamp(-1, 1)), to_float(xa))
     read = torch.as_tensor(predict(found[0], to_uint8(back.clamp(-1, 1)))) == labels_a
     print(f"  F(G(a)) read as the digit of a: {read.float().mean():.1%}")
     for q in range(4):
