@@ -13,6 +13,7 @@ from PIL import Image
 from gankit import checkpoint, losses
 from gankit.data import DataSpec
 from gankit.errors import GankitError
+from gankit.models.base import frozen
 from gankit.models.cyclegan import (
     CycleGAN,
     CycleGANConfig,
@@ -24,6 +25,7 @@ from gankit.nn_translation import (
     EncoderDecoderGenerator,
     ImagePool,
     PatchDiscriminator,
+    ResnetBlock,
     ResnetGenerator,
     UnetGenerator,
     patch_receptive_field,
@@ -210,8 +212,9 @@ def test_cyclegan_backward_by_direction_gives_the_whole_loss_gradients(
     model = _cyclegan(identity=0.5, cycle_weight=cycle_weight, cycle_weight_b=cycle_weight_b)
     real_a, real_b = next(BlobStream(2))
     params = [*model.g_ab.parameters(), *model.g_ba.parameters()]
-    fake_a, fake_b, logs = model.generator_backward(real_a, real_b)
+    fake_a, fake_b, logs, features = model.generator_backward(real_a, real_b)
     ours = [p.grad.clone() for p in params]
+    assert features is None
     model.zero_grad(set_to_none=True)
     lam, g, f = model.cfg.cycle_weight, model.g_ab, model.g_ba
     lam_b = lam if cycle_weight_b is None else cycle_weight_b
@@ -227,6 +230,60 @@ def test_cyclegan_backward_by_direction_gives_the_whole_loss_gradients(
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-5)  # float32 sums in another order
     assert torch.equal(fake_b, g(real_a).detach()) and not fake_a.requires_grad
     assert logs["loss/g"] == pytest.approx(logs["loss/g_ab"] + logs["loss/g_ba"])
+
+
+@pytest.mark.parametrize("side", [16, 15])
+def test_resnet_features_are_the_bottleneck_of_the_same_pass(side):
+    net = ResnetGenerator(3, 1, ngf=4, blocks=2, n_down=2).eval()
+    x = torch.randn(2, 3, side, side)
+    out, features = net.forward_with_features(x)
+    assert torch.equal(out, net(x))
+    assert features.shape == (2, net.bottleneck_channels, 4, 4) == (2, 16, 4, 4)
+    after_blocks = net.net[: net.bottleneck_end][-1]
+    assert isinstance(after_blocks, ResnetBlock)  # the split is right after the last block
+
+
+def test_feature_align_adds_its_term_to_fs_gradient_and_trains_d_feat():
+    """F also minimises w·E[(D_feat(F's features of b) − 1)²]; G's gradients are unchanged, and
+    D_feat learns to tell F's features of G(a) ("real") from those of b."""
+    model = _cyclegan(feature_align=2.0, cycle_weight_b=0.0)
+    real_a, real_b = next(BlobStream(2))
+    with frozen(*model.discriminators()):
+        fake_a, fake_b, logs, features = model.generator_backward(real_a, real_b)
+    ours = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    assert not any(n.startswith(("d_a.", "d_b.", "d_feat.")) for n in ours)
+    model.zero_grad(set_to_none=True)
+    g, f = model.g_ab, model.g_ba
+    _, seen = f.forward_with_features(real_b)
+    read = f.forward_with_features(g(real_a))[1]
+    term = losses.g_loss_lsgan(model.d_feat(seen))
+    loss = (
+        2 * losses.g_loss_lsgan(model.d_b(g(real_a)))
+        + 2 * losses.g_loss_lsgan(model.d_a(f(real_b)))
+        + model.cfg.cycle_weight * losses.recon_l1(real_a, f(g(real_a)))
+        + 2.0 * term
+    )
+    loss.backward()
+    for name, grad in ours.items():
+        assert torch.allclose(grad, dict(model.named_parameters())[name].grad, atol=1e-5), name
+    assert logs["loss/align"] == pytest.approx(term.item())
+    assert features is not None and torch.allclose(features[0], read.detach(), atol=1e-6)
+    assert torch.allclose(features[1], seen.detach(), atol=1e-6)
+    before = [p.clone() for p in model.d_feat.parameters()]
+    model.zero_grad(set_to_none=True)
+    loss_d, d_logs = model.discriminator_loss(real_a, real_b, fake_a, fake_b, features)
+    loss_d.backward()
+    expected = losses.d_loss_lsgan(model.d_feat(features[0]), model.d_feat(features[1]))
+    assert d_logs["loss/d_feat"] == pytest.approx(expected.item())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.d_feat.parameters())
+    model.configure_optimizers()["d"].step()  # D_feat is among the discriminators' parameters
+    after = model.d_feat.parameters()
+    assert all(not torch.equal(p, q) for p, q in zip(before, after, strict=True))
+
+
+def test_feature_align_needs_the_resnet_generator():
+    with pytest.raises(GankitError, match="feature_align.*arch=resnet"):
+        _cyclegan(arch="unet", feature_align=1.0)
 
 
 # ----------------------------------------------------------------------------- resume
@@ -245,7 +302,7 @@ def test_cycle_noise_perturbs_only_the_way_back():
     model = _cyclegan(cycle_noise=0.3)
     real_a, _ = next(BlobStream(2))
     torch.manual_seed(5)
-    fake, _, cycle = model.translation_terms(real_a, model.g_ab, model.g_ba, model.d_b)
+    fake, _, cycle, _ = model.translation_terms(real_a, model.g_ab, model.g_ba, model.d_b)
     torch.manual_seed(5)
     assert torch.equal(fake, model.g_ab(real_a))  # the translation itself is clean
     noisy = fake + 0.3 * torch.randn_like(fake)
@@ -253,17 +310,17 @@ def test_cycle_noise_perturbs_only_the_way_back():
     assert not torch.allclose(cycle, losses.recon_l1(real_a, model.g_ba(fake)))
 
 
-@pytest.mark.parametrize("cycle_noise", [0.0, 0.2])
-def test_cyclegan_resume_with_pool_equals_uninterrupted(cycle_noise):
+@pytest.mark.parametrize(("cycle_noise", "feature_align"), [(0.0, 0.0), (0.2, 0.0), (0.0, 1.0)])
+def test_cyclegan_resume_with_pool_equals_uninterrupted(cycle_noise, feature_align):
     """Weights, optimisers, LR schedule, both pools and RNG: 3 + 3 steps == 6 (PITFALL 1)."""
-    straight = _cyclegan(pool_size=3, cycle_noise=cycle_noise)
+    straight = _cyclegan(pool_size=3, cycle_noise=cycle_noise, feature_align=feature_align)
     straight.setup(6)
     stream = BlobStream(2)
     for step in range(6):
         straight.train_step(stream, step)
         straight.end_step()
 
-    first = _cyclegan(pool_size=3, cycle_noise=cycle_noise)
+    first = _cyclegan(pool_size=3, cycle_noise=cycle_noise, feature_align=feature_align)
     first.setup(6)
     stream = BlobStream(2)
     for step in range(3):

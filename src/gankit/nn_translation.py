@@ -107,9 +107,18 @@ class ResnetGenerator(nn.Module):
         layers += [nn.ReflectionPad2d(3), Conv2d(ch, out_channels, 7), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.multiple = 2**n_down
+        self.bottleneck_end = len(layers) - 3 * n_down - 3  # index after the last block
+        self.bottleneck_channels = ch * 2**n_down
 
     def forward(self, x: Tensor) -> Tensor:
         return run_padded(self.net, x, self.multiple)
+
+    def forward_with_features(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The output and the features after the residual blocks, (B, ngf·2^n_down, H/2^n_down,
+        W/2^n_down) of the padded input."""
+        h, w = x.shape[-2:]
+        features = self.net[: self.bottleneck_end](pad_to_multiple(x, self.multiple))
+        return self.net[self.bottleneck_end :](features)[..., :h, :w], features
 
 
 class UnetGenerator(nn.Module):
@@ -204,6 +213,25 @@ class PatchDiscriminator(nn.Module):
                 f"{tuple(x.shape[-2:])}: lower n_layers"
             )
         return self.net(x)
+
+
+class FeatureDiscriminator(nn.Module):
+    """Scores each position of a feature map (B, C, h, w) → (B, 1, h, w): three 3×3 convs,
+    LeakyReLU(0.2), no normalisation. A discriminator on a generator's features rather than on
+    images (CyCADA's feature-level GAN loss, Hoffman et al. 2018)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            Conv2d(channels, channels, 3, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+            Conv2d(channels, channels, 3, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+            Conv2d(channels, 1, 3, padding=1),
+        )
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.net(features)
 
 
 class EncoderDecoderGenerator(nn.Module):

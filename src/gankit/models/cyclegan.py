@@ -30,9 +30,11 @@ from torch import Tensor, nn
 from gankit import losses
 from gankit.config import option
 from gankit.data import DataSpec
+from gankit.errors import GankitError
 from gankit.models.base import Batch, GANModel, frozen
 from gankit.nn import init_weights
 from gankit.nn_translation import (
+    FeatureDiscriminator,
     ImagePool,
     PatchDiscriminator,
     ResnetGenerator,
@@ -80,6 +82,14 @@ class CycleGANConfig:
     cycle_noise: float = option(
         0.0,
         "std of Gaussian noise added to a translation before it is mapped back (0: off)",
+        min=0.0,
+    )
+    # digits2colour, 5000 steps, cycle_weight_b=0, EMA: B → A label preservation 79.6% with 0,
+    # 80.0% with 0.3, 81.4% with 1, 83.2% with 3
+    feature_align: float = option(
+        0.0,
+        "weight of a discriminator on F's bottleneck that makes its features of real b look like "
+        "those of G(a), which the a-cycle teaches F to read (0: off; needs arch=resnet)",
         min=0.0,
     )
     pool_size: int = option(50, "generated images kept per discriminator history (0: off)", min=0)
@@ -145,6 +155,13 @@ class CycleGAN(GANModel):
         n_layers = cfg.n_layers or default_patch_layers(side)
         self.d_a = PatchDiscriminator(c_a, ndf=cfg.ndf, n_layers=n_layers, norm=cfg.norm)
         self.d_b = PatchDiscriminator(c_b, ndf=cfg.ndf, n_layers=n_layers, norm=cfg.norm)
+        if cfg.feature_align > 0:
+            if not isinstance(self.g_ba, ResnetGenerator):
+                raise GankitError(
+                    "feature_align reads F's bottleneck, which only arch=resnet has: set "
+                    "arch=resnet or feature_align=0"
+                )
+            self.d_feat = FeatureDiscriminator(self.g_ba.bottleneck_channels)
         init_weights(self)
         self.to(memory_format=torch.channels_last)  # faster convolutions: see channels_last
         self.channels = c_a, c_b
@@ -168,12 +185,24 @@ class CycleGAN(GANModel):
             # fused: one kernel for all parameters (see player_optimizers), with no layout copies
             return ChannelsLastAdam(params, lr=self.cfg.lr, betas=self.cfg.betas, fused=True)
 
-        return {"g": adam(self.g_ab, self.g_ba), "d": adam(self.d_a, self.d_b)}
+        return {"g": adam(self.g_ab, self.g_ba), "d": adam(*self.discriminators())}
+
+    def discriminators(self) -> list[nn.Module]:
+        """D_A, D_B and, with ``feature_align``, the discriminator on F's features."""
+        return [self.d_a, self.d_b, *([self.d_feat] if self.cfg.feature_align > 0 else [])]
 
     def translation_terms(
-        self, real: Tensor, g: nn.Module, f: nn.Module, d: nn.Module, cycle_grad: bool = True
-    ) -> tuple[Tensor, Tensor, Tensor]:
-        """fake = g(real) and its terms: adversarial E[(d(fake) − 1)²], cycle E‖f(fake) − real‖₁.
+        self,
+        real: Tensor,
+        g: nn.Module,
+        f: nn.Module,
+        d: nn.Module,
+        cycle_grad: bool = True,
+        features: bool = False,
+    ) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor] | None]:
+        """fake = g(real) and its terms: adversarial E[(d(fake) − 1)²], cycle E‖f(fake) − real‖₁;
+        with ``features`` (ResNet generators), also the bottleneck features of g(real) and of
+        f(fake), else None.
 
         ``cycle_grad=False`` (a cycle weighted 0) computes the cycle for the logs only, without
         the graph through f (13% of a step's time on digits2colour with the defaults).
@@ -183,38 +212,55 @@ class CycleGAN(GANModel):
         low-amplitude patterns, which otherwise costs the content it should keep (Bashkirova et
         al., arXiv:1908.01517).
         """
-        fake = g(real)
+        fake, g_features = g.forward_with_features(real) if features else (g(real), None)
         # the paper's least-squares term is E[(D(G(a)) − 1)²], without LSGAN's ½: λ is relative
         # to it
         adv = 2 * losses.g_loss_lsgan(d(fake))
         sigma = self.cfg.cycle_noise
         with torch.set_grad_enabled(cycle_grad and torch.is_grad_enabled()):
-            back = f(fake + sigma * torch.randn_like(fake) if sigma > 0 else fake)
-            return fake, adv, losses.recon_l1(real, back)
+            back_in = fake + sigma * torch.randn_like(fake) if sigma > 0 else fake
+            if g_features is None:
+                return fake, adv, losses.recon_l1(real, f(back_in)), None
+            back, f_features = f.forward_with_features(back_in)
+            return fake, adv, losses.recon_l1(real, back), (g_features, f_features)
 
     def generator_backward(
         self, real_a: Tensor, real_b: Tensor
-    ) -> tuple[Tensor, Tensor, dict[str, float]]:
-        """Back-propagate the adversarial + λ·cycle (+ identity) terms of both generators.
+    ) -> tuple[Tensor, Tensor, dict[str, float], tuple[Tensor, Tensor] | None]:
+        """Back-propagate the adversarial + λ·cycle (+ identity, + feature alignment) terms of
+        both generators.
 
         The terms of each direction (and each identity term) share no activations with the
         others, so each is back-propagated as soon as it is computed: the gradients add up to
         those of the whole loss, but the activations of 2 generator passes are held at a time
         instead of 6 (peak RSS at 128 px, batch 1: 1.46 → 1.1 GB).
 
+        With ``feature_align`` w > 0, F also minimises w·E[(D_feat(F's features of b) − 1)²]:
+        the a-cycle teaches F to read G's pictures, and this asks it to see real b the same way.
+
         Returns:
-            fake_a = F(b), fake_b = G(a), detached; the logs.
+            fake_a = F(b), fake_b = G(a), detached; the logs; with ``feature_align``, F's
+            features of G(a) and of b, detached, for D_feat (else None).
         """
         lam = self.cfg.cycle_weight
         lam_b = lam if self.cfg.cycle_weight_b is None else self.cfg.cycle_weight_b
-        fake_b, adv_ab, cycle_a = self.translation_terms(
-            real_a, self.g_ab, self.g_ba, self.d_b, cycle_grad=lam > 0
+        align = self.cfg.feature_align
+        fake_b, adv_ab, cycle_a, feats_a = self.translation_terms(
+            real_a, self.g_ab, self.g_ba, self.d_b, cycle_grad=lam > 0, features=align > 0
         )
         (adv_ab + lam * cycle_a).backward()
-        fake_a, adv_ba, cycle_b = self.translation_terms(
-            real_b, self.g_ba, self.g_ab, self.d_a, cycle_grad=lam_b > 0
+        fake_a, adv_ba, cycle_b, feats_b = self.translation_terms(
+            real_b, self.g_ba, self.g_ab, self.d_a, cycle_grad=lam_b > 0, features=align > 0
         )
-        (adv_ba + lam_b * cycle_b).backward()
+        loss_ba = adv_ba + lam_b * cycle_b
+        features, align_logs = None, {}
+        if feats_a is not None and feats_b is not None:
+            # F's features of G(a) (read in the a-cycle) play "real", those of b "fake"
+            read, seen = feats_a[1].detach(), feats_b[0]
+            term = losses.g_loss_lsgan(self.d_feat(seen))
+            loss_ba = loss_ba + align * term
+            features, align_logs = (read, seen.detach()), {"loss/align": term.item()}
+        loss_ba.backward()
         logs = {
             "loss/g": adv_ab.item() + adv_ba.item(),
             "loss/g_ab": adv_ab.item(),
@@ -230,26 +276,36 @@ class CycleGAN(GANModel):
                 (self.identity * lam * term).backward()
                 idt += term.item()
             logs["loss/identity"] = idt
-        return fake_a.detach(), fake_b.detach(), logs
+        return fake_a.detach(), fake_b.detach(), {**logs, **align_logs}, features
 
     def discriminator_loss(
-        self, real_a: Tensor, real_b: Tensor, fake_a: Tensor, fake_b: Tensor
+        self,
+        real_a: Tensor,
+        real_b: Tensor,
+        fake_a: Tensor,
+        fake_b: Tensor,
+        features: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[Tensor, dict[str, float]]:
-        """LSGAN losses of d_a and d_b; the fakes pass through the history pools."""
+        """LSGAN losses of d_a and d_b (the fakes pass through the history pools) and, given F's
+        ``features`` (of G(a), of b), of d_feat."""
         loss_a = losses.d_loss_lsgan(self.d_a(real_a), self.d_a(self.pool_a.query(fake_a)))
         loss_b = losses.d_loss_lsgan(self.d_b(real_b), self.d_b(self.pool_b.query(fake_b)))
         logs = {"loss/d": loss_a.item() + loss_b.item(), "loss/d_a": loss_a.item()}
-        return loss_a + loss_b, {**logs, "loss/d_b": loss_b.item()}
+        logs["loss/d_b"] = loss_b.item()
+        if features is None:
+            return loss_a + loss_b, logs
+        loss_feat = losses.d_loss_lsgan(*map(self.d_feat, features))
+        return loss_a + loss_b + loss_feat, {**logs, "loss/d_feat": loss_feat.item()}
 
     def train_step(self, batches: Iterator[Batch], step: int) -> dict[str, float]:
         """One update of both generators, then of both discriminators, on one (xa, xb) batch."""
         real_a, real_b = map(channels_last, next(batches))
-        with frozen(self.d_a, self.d_b):  # no gradient is spent on the discriminators here
-            fake_a, fake_b, logs = self.generator_backward(real_a, real_b)
+        with frozen(*self.discriminators()):  # no gradient is spent on them here
+            fake_a, fake_b, logs, features = self.generator_backward(real_a, real_b)
         self.optimizers["g"].step()
         # grads are freed right after each update, so G's and D's never take memory together
         self.optimizers["g"].zero_grad(set_to_none=True)
-        loss_d, d_logs = self.discriminator_loss(real_a, real_b, fake_a, fake_b)
+        loss_d, d_logs = self.discriminator_loss(real_a, real_b, fake_a, fake_b, features)
         loss_d.backward()
         self.optimizers["d"].step()
         self.optimizers["d"].zero_grad(set_to_none=True)
