@@ -13,7 +13,9 @@ with the learning rate constant for the first half of training and linearly deca
 When B holds detail A cannot (a photo background behind a colour digit, none behind a grey one),
 the b → F → G cycle can only be met by F hiding that detail in its output, at the cost of the
 content it should keep; ``cycle_weight_b`` (the paper code's lambda_B) weights that cycle alone,
-and 0 drops it.
+and 0 drops it. F then learns to read only G's pictures, through F(G(a)) ≈ a;
+``feature_align`` adds a discriminator on F's bottleneck features so that F encodes real b as it
+encodes G(a) (CyCADA's feature-level GAN loss, Hoffman et al., arXiv:1711.03213).
 
 The defaults suit 32×32 images on a CPU (ngf = 16, ndf = 32, 4 residual blocks, 2-layer PatchGAN,
 3000 steps of batch 4); the paper's 256-pixel model is ``ngf=64 ndf=64 blocks=9 n_layers=3``.
