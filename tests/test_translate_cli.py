@@ -198,6 +198,24 @@ def test_run_evaluate_uses_translation_metrics(run_dir):
     assert "eval/pair_l1_ab" not in metrics  # a folder has no hidden pairs
 
 
+def test_pair_classifiers_train_on_the_extra_images_too(tmp_path, monkeypatch):
+    import json
+
+    from gankit.data.unpaired import train_pair_classifiers
+    from gankit.metrics.classifier import ClassifierConfig
+
+    monkeypatch.setenv("GANKIT_DATA", str(tmp_path / "datasets"))
+    source = _paired_source()
+    extra = _paired_source(20).data
+    source.data.classifier_extra = lambda: (extra.train_a, extra.train_b)
+    trained = train_pair_classifiers(source, ClassifierConfig(epochs=1, batch_size=8))
+    for key in ("A", "B"):
+        meta = json.loads(Path(trained[key]["classifier"] + ".json").read_text())
+        assert meta["train_images"] == 12 + 20
+    domain = json.loads(Path(trained["domain"]["classifier"] + ".json").read_text())
+    assert domain["train_images"] == 2 * 12  # A vs B trains on the translators' images only
+
+
 def test_pair_classifiers_feed_label_preservation_and_domain_success(tmp_path, monkeypatch):
     from gankit.data.unpaired import train_pair_classifiers
     from gankit.metrics.classifier import ClassifierConfig

@@ -28,6 +28,7 @@ from gankit.nn_translation import (
     ResnetBlock,
     ResnetGenerator,
     UnetGenerator,
+    colour_jitter,
     patch_receptive_field,
 )
 from gankit.runs import resolve
@@ -310,17 +311,64 @@ def test_cycle_noise_perturbs_only_the_way_back():
     assert not torch.allclose(cycle, losses.recon_l1(real_a, model.g_ba(fake)))
 
 
-@pytest.mark.parametrize(("cycle_noise", "feature_align"), [(0.0, 0.0), (0.2, 0.0), (0.0, 1.0)])
-def test_cyclegan_resume_with_pool_equals_uninterrupted(cycle_noise, feature_align):
+def test_colour_jitter_changes_colours_not_shapes():
+    torch.manual_seed(0)
+    shape = torch.zeros(1, 1, 8, 8)
+    shape[..., 2:6, 3:5] = 1.0
+    x = (torch.cat([shape * 0.8, shape * 0.3, shape * -0.5], 1) - 0.2).repeat(64, 1, 1, 1)
+    assert colour_jitter(x, 0.0) is x
+    y = colour_jitter(x, 1.0)
+    assert y.shape == x.shape
+    # each channel stays an affine function of the shape: the outline survives
+    inside, outside = y[..., 3, 3], y[..., 0, 0]
+    assert torch.allclose(y[..., 2:6, 3:5], inside[..., None, None].expand(-1, -1, 4, 2))
+    assert torch.allclose(y[..., :2, :], outside[..., None, None].expand(-1, -1, 2, 8))
+    assert (inside - outside).abs().min() > 0.1
+    # polarity is inverted in some channels (stroke darker than background), kept in others
+    sign = (inside - outside).sign() * (x[..., 3, 3] - x[..., 0, 0]).sign()
+    assert (sign < 0).any() and (sign > 0).any()
+    assert not torch.allclose(y.mean((2, 3)), y[:1].mean((2, 3)))  # colours differ per image
+    grey = colour_jitter(shape.repeat(16, 1, 1, 1), 0.5)
+    assert grey.shape == (16, 1, 8, 8)
+    x.requires_grad_(True)
+    colour_jitter(x, 0.5).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # G learns through the way back
+
+
+def test_cycle_jitter_changes_only_the_way_back():
+    model = _cyclegan(cycle_jitter=1.0)
+    real_a, _ = next(BlobStream(2))
+    torch.manual_seed(5)
+    fake, _, cycle, _ = model.translation_terms(real_a, model.g_ab, model.g_ba, model.d_b)
+    torch.manual_seed(5)
+    assert torch.equal(fake, model.g_ab(real_a))  # the translation itself is clean
+    jittered = colour_jitter(fake, 1.0)
+    assert torch.allclose(cycle, losses.recon_l1(real_a, model.g_ba(jittered)))
+    assert not torch.allclose(cycle, losses.recon_l1(real_a, model.g_ba(fake)))
+
+
+def test_cycle_jitter_above_one_is_a_config_error():
+    from gankit.config import apply
+
+    with pytest.raises(GankitError, match="cycle_jitter=2.0 is too large: it must be <= 1.0"):
+        apply(CycleGANConfig(), {"cycle_jitter": "2"}, "model")
+
+
+@pytest.mark.parametrize(
+    ("cycle_noise", "feature_align", "cycle_jitter"),
+    [(0.0, 0.0, 0.0), (0.2, 0.0, 0.5), (0.0, 1.0, 0.0)],
+)
+def test_cyclegan_resume_with_pool_equals_uninterrupted(cycle_noise, feature_align, cycle_jitter):
     """Weights, optimisers, LR schedule, both pools and RNG: 3 + 3 steps == 6 (PITFALL 1)."""
-    straight = _cyclegan(pool_size=3, cycle_noise=cycle_noise, feature_align=feature_align)
+    options = {"cycle_noise": cycle_noise, "feature_align": feature_align}
+    straight = _cyclegan(pool_size=3, cycle_jitter=cycle_jitter, **options)
     straight.setup(6)
     stream = BlobStream(2)
     for step in range(6):
         straight.train_step(stream, step)
         straight.end_step()
 
-    first = _cyclegan(pool_size=3, cycle_noise=cycle_noise, feature_align=feature_align)
+    first = _cyclegan(pool_size=3, cycle_jitter=cycle_jitter, **options)
     first.setup(6)
     stream = BlobStream(2)
     for step in range(3):

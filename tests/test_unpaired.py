@@ -296,6 +296,24 @@ def test_digits2colour_hidden_pairs_show_the_same_digit() -> None:
     assert source.has_labels and source.has_pairs
 
 
+def test_digits2colour_classifier_extra_is_the_other_50000_digits() -> None:
+    data = _built("digits2colour")
+    assert data.classifier_extra is not None and data.source_a is not None
+    extra_a, extra_b = data.classifier_extra()
+    assert len(extra_a) == len(extra_b) == 60_000 - 2 * TRAIN_PER_DOMAIN
+    assert extra_a.images.shape[1:] == (1, 32, 32) and extra_b.images.shape[1:] == (3, 32, 32)
+    assert torch.equal(extra_a.labels, extra_b.labels)
+    assert torch.bincount(extra_a.labels, minlength=10).min() > 4000  # every digit, ~5000 each
+    # the translators' own training digits are not among them: no MNIST digit appears twice
+    # (as flattened bytes) across train A, train B and the extras
+    seen = torch.cat([data.train_a.images, extra_a.images]).flatten(1)
+    assert len(torch.unique(seen, dim=0)) == len(seen)
+    # coloured like train B (strokes follow the grey digit), from other photo crops
+    ga, gb = _gradient(extra_a.images[:500]), _gradient(extra_b.images[:500])
+    assert (ga * gb).sum(1).mean() > 0.6
+    assert not torch.equal(extra_b.images[:5], data.train_b.images[:5])
+
+
 def test_edges2shoes_hidden_pairs_are_edges_of_the_shoes() -> None:
     data = _built("edges2shoes-mini")
     assert torch.equal(data.test_a.images, edges(data.test_b.images))

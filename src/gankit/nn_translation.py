@@ -311,6 +311,33 @@ class ImagePool:
         self.images = list(state["images"].unbind(0)) if state["images"].numel() else []
 
 
+def colour_jitter(x: Tensor, strength: float) -> Tensor:
+    """Random colours for images (B, C, H, W) in [-1, 1], differentiable in ``x``.
+
+    Per image and channel, the deviation from the channel's mean is scaled by exp(u·s) and, with
+    probability s/2, inverted, then a shift v·s is added (u, v uniform in [-1, 1], s =
+    ``strength`` in [0, 1]); a colour image's channels are then shuffled. Shapes keep their
+    outline while brightness, contrast, colour and polarity change. Draws from the global torch
+    RNG (which checkpoints save). The result may leave [-1, 1].
+    """
+    if strength <= 0:
+        return x
+    n, c = x.shape[:2]
+
+    def uniform(*shape: int) -> Tensor:
+        return 2 * torch.rand(shape, device=x.device, dtype=x.dtype) - 1
+
+    gain = torch.exp(strength * uniform(n, c, 1, 1))
+    inverted = torch.rand((n, c, 1, 1), device=x.device) < strength / 2
+    gain = torch.where(inverted, -gain, gain)
+    mean = x.mean((2, 3), keepdim=True)
+    out = gain * (x - mean) + mean + strength * uniform(n, c, 1, 1)
+    if c > 1:
+        order = torch.rand((n, c), device=x.device).argsort(1)
+        out = out.gather(1, order[:, :, None, None].expand_as(out))
+    return out
+
+
 def display_channels(images: Tensor, channels: int) -> Tensor:
     """(B, c, H, W) → (B, channels, H, W) for one picture: a grey image repeated to RGB."""
     if images.shape[1] == channels:

@@ -71,6 +71,9 @@ class UnpairedData:
         source_a, source_b: for built-ins, indices of train_a/train_b into the train split of the
             dataset they were made from (disjoint where A and B come from the same images).
         note: what loading decided or converted, or "".
+        classifier_extra: for built-ins that can make more labelled images of each domain than
+            the translators train on, a function returning (extra A, extra B) for the evaluation
+            classifiers only (:func:`train_pair_classifiers`), or None.
     """
 
     name: str
@@ -85,6 +88,7 @@ class UnpairedData:
     source_a: Tensor | None = None
     source_b: Tensor | None = None
     note: str = ""
+    classifier_extra: Callable[[], tuple[ImageDataset, ImageDataset]] | None = None
 
 
 # --------------------------------------------------------------------------- folders
@@ -323,7 +327,9 @@ def build_digits2colour() -> UnpairedData:
     Digits are padded 28 → 32; B strokes invert a crop of a photo (:func:`colour_digits`).
     Train: 5000 A and 5000 B images, disjoint: the first and the next 5000 of a fixed permutation
     of MNIST train. Test: 2000 MNIST test digits as A and their colour versions as B, aligned
-    (hidden pairing). Labels: the digit class in both domains (for evaluation only).
+    (hidden pairing). Labels: the digit class in both domains (for evaluation only). The other
+    50,000 MNIST train digits, grey and coloured with other photo crops, are extra training
+    images for the evaluation classifiers only (``classifier_extra``).
     """
     train, test = load_image_dataset("mnist", "train"), load_image_dataset("mnist", "test")
     g = torch.Generator().manual_seed(_SEED)
@@ -333,6 +339,19 @@ def build_digits2colour() -> UnpairedData:
     test_a = _pad32(test.images[it])
     test_b = colour_digits(test_a, g)
     name, classes = "digits2colour", list(train.classes)
+
+    def classifier_extra() -> tuple[ImageDataset, ImageDataset]:
+        rest = perm[2 * TRAIN_PER_DOMAIN :]
+        grey, labels = _pad32(train.images[rest]), train.labels[rest]
+        # its own generator: the training and test images above stay as they were
+        gen = torch.Generator().manual_seed(_SEED + 1)
+        # 5000 at a time bounds the float crops colour_digits holds (~60 MB)
+        colour = torch.cat([colour_digits(part, gen) for part in grey.split(5000)])
+        return (
+            _dataset(grey, labels, classes, f"{name}/A extra"),
+            _dataset(colour, labels, classes, f"{name}/B extra"),
+        )
+
     return UnpairedData(
         name,
         _dataset(_pad32(train.images[ia]), train.labels[ia], classes, f"{name}/A"),
@@ -346,6 +365,7 @@ def build_digits2colour() -> UnpairedData:
         hidden_a_of_test_b=test_a,
         source_a=ia,
         source_b=ib,
+        classifier_extra=classifier_extra,
     )
 
 
@@ -867,20 +887,16 @@ def train_pair_classifiers(source: UnpairedSource, cfg: Any) -> dict[str, dict[s
     names = source.classifier_names()
     jobs: list[tuple[str, Tensor, Tensor, Tensor, Tensor, int]] = []
     if source.has_labels:
-        for key, train, test in (
-            ("A", source.train_a, source.test_a),
-            ("B", source.train_b, source.test_b),
+        make_extra = source.data.classifier_extra
+        extra = make_extra() if make_extra is not None else (None, None)
+        for key, train, more, test in (
+            ("A", source.train_a, extra[0], source.test_a),
+            ("B", source.train_b, extra[1], source.test_b),
         ):
-            jobs.append(
-                (
-                    key,
-                    _resized(train.images, side),
-                    train.labels,
-                    test.images,
-                    test.labels,
-                    source.spec.num_classes,
-                )
-            )
+            x, y = _resized(train.images, side), train.labels
+            if more is not None:
+                x, y = torch.cat([x, _resized(more.images, side)]), torch.cat([y, more.labels])
+            jobs.append((key, x, y, test.images, test.labels, source.spec.num_classes))
     c = max(source.spec.shape[0], source.spec.shape_b[0])
 
     def both(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
@@ -901,8 +917,8 @@ def train_pair_classifiers(source: UnpairedSource, cfg: Any) -> dict[str, dict[s
             results[key] = {"classifier": str(path), "test_accuracy": cached[1]["test_accuracy"]}
             continue
         # content classes need as many images seen as MNIST's 2 epochs (120k: 24 passes over a
-        # 5,000-image side; 2 passes gave 97.1% on digits2colour A and 90.4% on B), A vs B is
-        # easy (2 passes: 100%)
+        # 5,000-image side; 2 passes gave 97.1% on digits2colour A and 90.4% on B; 3 over
+        # digits2colour's 55,000 with its extra images), A vs B is easy (2 passes: 100%)
         epochs = cfg.epochs or (2 if key == "domain" else max(2, -(-120_000 // len(x))))
         model = train_classifier(
             x, y, k, epochs=epochs, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed
@@ -912,6 +928,7 @@ def train_pair_classifiers(source: UnpairedSource, cfg: Any) -> dict[str, dict[s
             "dataset": names[key],
             "test_accuracy": acc,
             "test_images": len(xt),
+            "train_images": len(x),
             **asdict(cfg),
             "epochs": epochs,
         }

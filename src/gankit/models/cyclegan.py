@@ -42,6 +42,7 @@ from gankit.nn_translation import (
     ResnetGenerator,
     UnetGenerator,
     channels_last,
+    colour_jitter,
     cycle_rows,
     image_shapes,
     require_inputs,
@@ -85,6 +86,13 @@ class CycleGANConfig:
         0.0,
         "std of Gaussian noise added to a translation before it is mapped back (0: off)",
         min=0.0,
+    )
+    cycle_jitter: float = option(
+        0.0,
+        "strength in [0, 1] of random colour changes (gain, inversion, shift, channel order) of "
+        "a translation before it is mapped back (0: off)",
+        min=0.0,
+        max=1.0,
     )
     # digits2colour, 5000 steps, cycle_weight_b=0, EMA: B → A label preservation 79.6% with 0,
     # 80.0% with 0.3, 81.4% with 1, 83.2% with 3
@@ -212,7 +220,9 @@ class CycleGAN(GANModel):
         With ``cycle_noise`` σ > 0 the cycle reads f(fake + σ·ε): a translation can then no longer
         hide what the other domain lacks (a colour photo's background inside a grey digit) in
         low-amplitude patterns, which otherwise costs the content it should keep (Bashkirova et
-        al., arXiv:1908.01517).
+        al., arXiv:1908.01517). With ``cycle_jitter`` s > 0 the translation's colours are changed
+        at random first (:func:`colour_jitter`): f must then read content from shapes whatever
+        their colours, as it must in real inputs that g's pictures do not cover.
         """
         fake, g_features = g.forward_with_features(real) if features else (g(real), None)
         # the paper's least-squares term is E[(D(G(a)) − 1)²], without LSGAN's ½: λ is relative
@@ -220,7 +230,8 @@ class CycleGAN(GANModel):
         adv = 2 * losses.g_loss_lsgan(d(fake))
         sigma = self.cfg.cycle_noise
         with torch.set_grad_enabled(cycle_grad and torch.is_grad_enabled()):
-            back_in = fake + sigma * torch.randn_like(fake) if sigma > 0 else fake
+            back_in = colour_jitter(fake, self.cfg.cycle_jitter)
+            back_in = back_in + sigma * torch.randn_like(fake) if sigma > 0 else back_in
             if g_features is None:
                 return fake, adv, losses.recon_l1(real, f(back_in)), None
             back, f_features = f.forward_with_features(back_in)
