@@ -64,6 +64,20 @@ def test_extending_a_finished_run_matches_a_longer_one(tmp_path):
     assert all(torch.equal(v, _weights(more)[k]) for k, v in _weights(long).items())
 
 
+def test_weights_from_another_version_are_one_clear_error(tmp_path):
+    """A checkpoint whose weight names differ from this version's model (PITFALL 2)."""
+    run = _run(tmp_path, 3, ("eval_every=100",))
+    Trainer(run, tmp_path / "a").fit()
+    path = checkpoint.latest(tmp_path / "a" / "checkpoints")
+    state = checkpoint.load(path)
+    state["model"] = {f"old_{k}": v for k, v in state["model"].items()}
+    torch.save(state, tmp_path / "renamed.pt")
+    from gankit.errors import GankitError
+
+    with pytest.raises(GankitError, match="do not fit the wgan-gp model.*another gankit version"):
+        Run.from_checkpoint(tmp_path / "renamed.pt")
+
+
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
     run = _run(tmp_path, 30, ("ckpt_every=5",))
     real_step = run.model.train_step

@@ -86,7 +86,14 @@ class Run:
         }
 
     def load_state_dict(self, state: dict[str, Any], *, weights_only: bool = False) -> None:
-        self.model.load_state_dict(state["model"])
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as exc:  # weights named or shaped unlike this version's model
+            reason = " ".join(str(exc).split())[:160]
+            raise GankitError(
+                f"the checkpoint's weights do not fit the {self.cfg.model} model its config "
+                f"builds ({reason}): it was written by another gankit version; load it with that"
+            ) from None
         if self.ema and state.get("ema"):
             self.ema.load_state_dict(state["ema"])
         if weights_only:
