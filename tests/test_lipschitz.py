@@ -120,17 +120,22 @@ def conv_matrix(conv: nn.Conv2d, shape: tuple[int, int, int]) -> torch.Tensor:
 
 
 @pytest.mark.parametrize(
-    ("conv", "shape"),
+    ("conv_args", "shape"),
     [
-        (nn.Conv2d(2, 3, 3, stride=2, padding=1), (2, 5, 5)),
-        (nn.Conv2d(4, 6, 3, padding=2, dilation=2, groups=2), (4, 6, 6)),
-        (nn.Conv2d(1, 2, 4, stride=2, padding=1), (1, 8, 8)),
+        ((2, 3, 3, 2, 1), (2, 5, 5)),
+        ((4, 6, 3, 1, 2, 2, 2), (4, 6, 6)),  # padding 2, dilation 2, groups 2
+        ((1, 2, 4, 2, 1), (1, 8, 8)),
     ],
 )
-def test_conv_power_iteration_matches_explicit_matrix(conv: nn.Conv2d, shape: tuple) -> None:
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_conv_power_iteration_matches_explicit_matrix(conv_args, shape, seed) -> None:
+    # Weights are drawn here, not at collection time, so the case is the same on every run
+    # (a random draw whose top two singular values nearly tie converges too slowly for 1e-4).
+    torch.manual_seed(seed)
+    conv = nn.Conv2d(*conv_args)
     expected = float(torch.linalg.matrix_norm(conv_matrix(conv, shape), 2))
     ((_, value),) = L.layer_lipschitz_constants(nn.Sequential(conv), shape, n_iter=300)
-    assert value == pytest.approx(expected, rel=1e-4)
+    assert expected * (1 - 1e-4) <= value <= expected * (1 + 1e-6)  # approaches from below
 
 
 def conv_critic() -> nn.Sequential:
