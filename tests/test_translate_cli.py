@@ -215,6 +215,13 @@ def test_pair_classifiers_train_on_the_extra_images_too(tmp_path, monkeypatch):
     domain = json.loads(Path(trained["domain"]["classifier"] + ".json").read_text())
     assert domain["train_images"] == 2 * 12  # A vs B trains on the translators' images only
 
+    def not_needed():
+        raise AssertionError("extra images built although every classifier is cached")
+
+    source.data.classifier_extra = not_needed
+    again = train_pair_classifiers(source, ClassifierConfig(epochs=1, batch_size=8, reuse=True))
+    assert again == trained
+
 
 def test_pair_classifiers_feed_label_preservation_and_domain_success(tmp_path, monkeypatch):
     from gankit.data.unpaired import train_pair_classifiers
