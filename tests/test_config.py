@@ -79,3 +79,10 @@ def test_flat_keys_are_unambiguous(name):
     assert not train & family
     for field in dataclasses.fields(MODELS[name].Config):
         assert field.metadata.get("help"), f"{name}.{field.name} needs help text for the CLI"
+
+
+def test_discogan_toy_preset_weights_reconstruction_by_ten():
+    assert resolve("discogan", "discogan-toy").model_config.recon_weight == 10
+    assert resolve("discogan", "sneakers2boots").model_config.recon_weight == 1  # the paper's
+    override = resolve("discogan", "discogan-toy", None, ["recon_weight=1"])
+    assert override.model_config.recon_weight == 1

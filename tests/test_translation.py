@@ -514,3 +514,15 @@ def test_discogan_reconstruction_falls_on_the_toy():
     for step in range(1, 150):
         last = model.train_step(batches, step)["loss/recon"]
     assert last < 0.3 * first
+
+
+def test_discogan_toy_covers_all_ten_modes_where_the_plain_gan_covers_five(tmp_path):
+    """The toy study end to end with the toy preset (recon_weight 10), seed 0, default steps."""
+    modes = {}
+    for variant in ("gan", "discogan"):
+        quiet = ["progress=false", "eval_every=4000", "sample_every=4000", "ckpt_every=4000"]
+        cfg = resolve("discogan", "discogan-toy", None, [f"variant={variant}", *quiet])
+        trainer = Trainer(Run(cfg, torch.device("cpu")), tmp_path / variant)
+        trainer.fit()
+        modes[variant] = trainer.last_eval["eval/modes"]
+    assert modes["gan"] <= 6 and modes["discogan"] == 10, modes
