@@ -254,7 +254,12 @@ def _sample(args: argparse.Namespace) -> None:
         raise GankitError(f"{run.cfg.model} is unconditional: --label/--interpolate need cgan")
     fake = run.samples(n, seed=args.seed, **kwargs)
     out = Path(args.out)
-    run.data.render(fake, out, title=f"{run.cfg.model} step {run.step} seed {args.seed}", nrow=nrow)
+    run.data.render(
+        fake,
+        out,
+        title=f"{run.model.title(run.cfg.model)} step {run.step} seed {args.seed}",
+        nrow=nrow,
+    )
     print(f"wrote {args.n} samples from {ckpt} to {out}", file=sys.stderr)
 
 

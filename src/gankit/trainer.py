@@ -244,7 +244,9 @@ class Trainer:
     def save_samples(self, step: int) -> Path:
         path = self.dir / "samples" / f"step_{step:08d}.png"
         fake, nrow = self.run.preview(self.run.data.preview_n, seed=self.train.seed)
-        self.run.data.render(fake, path, title=f"{self.run.cfg.model} step {step}", nrow=nrow)
+        self.run.data.render(
+            fake, path, title=f"{self.run.model.title(self.run.cfg.model)} step {step}", nrow=nrow
+        )
         if self.writer is not None:
             import numpy as np
             from PIL import Image

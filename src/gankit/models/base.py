@@ -74,6 +74,10 @@ class GANModel(nn.Module):
         for scheduler in self.schedulers.values():
             scheduler.step()
 
+    def title(self, family: str) -> str:
+        """The name on sample pictures: ``family``, plus whatever sets this run apart."""
+        return family
+
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
 

@@ -133,6 +133,10 @@ class DiscoGAN(GANModel):
             "huber": partial(losses.recon_huber, delta=delta),
         }[cfg.recon]
 
+    def title(self, family: str) -> str:
+        # the toy study puts three variants side by side: say which one each picture is
+        return family if self.cfg.variant == "discogan" else f"{family} variant={self.cfg.variant}"
+
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         def adam(*modules: nn.Module | None) -> torch.optim.Optimizer:
             params = [p for m in modules if m is not None for p in m.parameters()]
