@@ -889,17 +889,18 @@ def train_pair_classifiers(source: UnpairedSource, cfg: Any) -> dict[str, dict[s
     make_extra = source.data.classifier_extra
     # built only if a content classifier is actually trained (not when both come from the cache)
     extra = functools.cache(make_extra) if make_extra is not None else None
+    # (key, train images, labels, test images, labels, classes, index into extra() or None)
+    jobs: list[tuple[str, Tensor, Tensor, Tensor, Tensor, int, int | None]] = []
+    if source.has_labels:
+        for key, index, train, test in (
+            ("A", 0, source.train_a, source.test_a),
+            ("B", 1, source.train_b, source.test_b),
+        ):
+            x = _resized(train.images, side)
+            jobs.append(
+                (key, x, train.labels, test.images, test.labels, source.spec.num_classes, index)
+            )
     c = max(source.spec.shape[0], source.spec.shape_b[0])
-
-    def content(train: ImageDataset, index: int) -> Callable[[], tuple[Tensor, Tensor]]:
-        def build() -> tuple[Tensor, Tensor]:
-            x, y = _resized(train.images, side), train.labels
-            if extra is not None:
-                more = extra()[index]
-                x, y = torch.cat([x, _resized(more.images, side)]), torch.cat([y, more.labels])
-            return x, y
-
-        return build
 
     def both(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
         x = torch.cat([to_channels(_resized(a, side), c), to_channels(_resized(b, side), c)])
@@ -908,28 +909,19 @@ def train_pair_classifiers(source: UnpairedSource, cfg: Any) -> dict[str, dict[s
         )
         return x, y
 
-    Images = Callable[[], tuple[Tensor, Tensor]]  # builds (images, labels) when called
-    jobs: list[tuple[str, int, int, Images, Images]] = []  # key, channels, classes, train, test
-    if source.has_labels:
-        k = source.spec.num_classes
-        for key, index, train, test in (
-            ("A", 0, source.train_a, source.test_a),
-            ("B", 1, source.train_b, source.test_b),
-        ):
-            channels = int(train.images.shape[1])
-            jobs.append(
-                (key, channels, k, content(train, index), lambda t=test: (t.images, t.labels))
-            )
-    pair = (source.train_a.images, source.train_b.images)
-    test_pair = (source.test_a.images, source.test_b.images)
-    jobs.append(("domain", c, 2, lambda: both(*pair), lambda: both(*test_pair)))
+    train_x, train_y = both(source.train_a.images, source.train_b.images)
+    test_x, test_y = both(source.test_a.images, source.test_b.images)
+    jobs.append(("domain", train_x, train_y, test_x, test_y, 2, None))
     results: dict[str, dict[str, Any]] = {}
-    for key, channels, k, train_set, test_set in jobs:
+    for key, x, y, xt, yt, k, index in jobs:
+        channels = int(x.shape[1])
         path = classifier_path(names[key], channels, side)
         if cfg.reuse and (cached := cached_classifier(names[key], channels, side)) is not None:
             results[key] = {"classifier": str(path), "test_accuracy": cached[1]["test_accuracy"]}
             continue
-        (x, y), (xt, yt) = train_set(), test_set()
+        if extra is not None and index is not None:
+            more = extra()[index]
+            x, y = torch.cat([x, _resized(more.images, side)]), torch.cat([y, more.labels])
         # content classes need as many images seen as MNIST's 2 epochs (120k: 24 passes over a
         # 5,000-image side; 2 passes gave 97.1% on digits2colour A and 90.4% on B; 3 over
         # digits2colour's 55,000 with its extra images), A vs B is easy (2 passes: 100%)

@@ -108,7 +108,7 @@ class DiscoGAN(GANModel):
         "ckpt_every": 1000,
         "eval_samples": 1000,
     }
-    # 2-D toy: with the paper's weight 1 DiscoGAN reached 7-9 of B's 10 modes (seeds 0-2); with
+    # 2-D toy: with the paper's weight 1 DiscoGAN reached 7-8 of B's 10 modes (seeds 0-4); with
     # 10 all 10 on seeds 0-4, while gan-recon stayed at 5 even at 10 (measured, see README)
     kind_defaults = {"unpaired-points": {"recon_weight": 10.0}}
     kinds = ("unpaired", "unpaired-points")
