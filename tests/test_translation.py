@@ -519,11 +519,11 @@ def test_discogan_reconstruction_falls_on_the_toy():
     assert last < 0.3 * first
 
 
-def test_discogan_toy_covers_all_ten_modes_where_the_plain_gan_covers_five(tmp_path):
+def test_discogan_toy_covers_all_ten_modes_where_the_plain_gan_collapses(tmp_path):
     """The toy study end to end with the toy preset (recon_weight 10), seed 0, default steps."""
     modes = {}
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # 128-wide MLPs: a second thread only adds waiting (~60 s vs 220)
+    torch.set_num_threads(1)  # 128-wide MLPs: 60 s here against 220 s on 2 threads (busy machine)
     try:
         for variant in ("gan", "discogan"):
             quiet = ["progress=false", "eval_every=4000", "sample_every=4000", "ckpt_every=4000"]
