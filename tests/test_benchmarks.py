@@ -1,5 +1,6 @@
 """The benchmark's own measurements: a wrong peak RSS would misreport a memory target."""
 
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -21,3 +22,27 @@ def test_peak_rss_of_a_child_is_its_own_not_its_parents():
     reported = float(child.stdout.split()[-1])
     assert ballast.sum() > 0
     assert 0 < reported < 400  # the child imports torch (~220 MB) and nothing else
+
+
+def test_kernel_time_counts_matrix_products_only():
+    """kernel_time splits MFU into kernel speed and kernel share: it must count a step's matrix
+    products (FLOPs and time) and leave its element-wise work out of both."""
+    import time
+
+    import torch
+
+    bench = runpy.run_path(str(RUN))
+    a, b = torch.randn(256, 256), torch.randn(256, 256)
+    big = torch.randn(4_000_000)
+
+    def step(_k: int) -> None:
+        a @ b
+        a @ b
+        for _ in range(5):
+            big.exp()  # element-wise: no FLOP formula, so not a kernel
+
+    start = time.perf_counter()
+    got = bench["kernel_time"](step, steps=2)
+    wall = (time.perf_counter() - start) / 2
+    assert got["flops"] == 2 * 2 * 256**3
+    assert 0 < got["seconds"] < wall / 2  # five exps of 4 M floats outweigh two 256² products
