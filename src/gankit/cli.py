@@ -36,6 +36,12 @@ TRANSLATE_EXAMPLES = """examples:
 any size, grey or colour: resized to the model's size, translated, resized back (PNG, same name)
 """
 
+EXPORT_EXAMPLES = """examples:
+  gankit export runs/00001-cgan-mnist --out cgan.pt2
+  gankit export runs/00002-cyclegan-digits2colour --direction BtoA --out colour2grey.pt2
+then, with torch alone: g = torch.export.load("cgan.pt2").module(); g(z, y)
+"""
+
 
 def _parser() -> argparse.ArgumentParser:
     from gankit.data import DATASETS
@@ -100,6 +106,16 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", required=True, help="folder for the translations (NAME.png each)")
     tr.add_argument("--checkpoint", help="a specific checkpoint file (default: the latest)")
     tr.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
+    ex = sub.add_parser(
+        "export",
+        help="write one generator as a torch.export program (.pt2) that needs torch alone",
+        epilog=EXPORT_EXAMPLES,
+        **fmt,
+    )
+    ex.add_argument("run_dir", help="a run directory made by gankit train")
+    ex.add_argument("--out", required=True, help="the .pt2 file to write")
+    ex.add_argument("--direction", help="translation runs: AtoB (default) or BtoA")
+    ex.add_argument("--checkpoint", help="a specific checkpoint file (default: the latest)")
     from gankit.theory import add_theory_parser
 
     add_theory_parser(sub)
@@ -282,6 +298,12 @@ def _translate(args: argparse.Namespace) -> None:
     print(summary, file=sys.stderr)
 
 
+def _export(args: argparse.Namespace) -> None:
+    from gankit.export import run_export
+
+    print(run_export(args.run_dir, args.out, args.direction, args.checkpoint), file=sys.stderr)
+
+
 def _eval(args: argparse.Namespace) -> None:
     run_dir, ckpt, run = _load(args)
     n = args.n or run.cfg.train.eval_samples
@@ -322,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             "data": _data,
             "theory": _theory,
             "translate": _translate,
+            "export": _export,
         }[args.command](args)
     except Interrupted as exc:
         print(f"gankit: {exc}", file=sys.stderr)

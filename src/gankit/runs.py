@@ -5,8 +5,12 @@ A run directory holds ``config.yaml``, ``checkpoints/step_*.pt``, ``samples/*.pn
 """
 
 import re
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from torch import nn
 
 from gankit import checkpoint
 from gankit.config import (
@@ -21,6 +25,9 @@ from gankit.config import (
 from gankit.data import data_kind
 from gankit.errors import GankitError
 from gankit.models import MODELS, GANModel
+
+if TYPE_CHECKING:
+    from gankit.data import DataSpec
 
 
 def model_class(name: str) -> type[GANModel]:
@@ -91,3 +98,60 @@ def latest_checkpoint(run_dir: Path) -> Path:
 
 def latest_checkpoint_or_none(run_dir: Path) -> Path | None:
     return checkpoint.latest(run_dir / "checkpoints")
+
+
+@dataclass
+class SavedRun:
+    """What a checkpoint says about its run, without its training data."""
+
+    path: Path
+    state: dict[str, Any]
+    cfg: RunConfig
+    cls: type[GANModel]
+    spec: "DataSpec"
+    step: int
+
+
+def saved_run(path: Path) -> SavedRun:
+    """The checkpoint at ``path`` with its config and data spec (`gankit translate`, `export`)."""
+    from gankit.trainer import spec_from_dict
+
+    state = checkpoint.load(path)
+    cfg = from_dict(state["config"])
+    if not state.get("spec"):
+        raise GankitError(
+            f"{path} predates stored data specs: resume the run for one step "
+            "(gankit train --resume RUN_DIR steps=N+1) to write a checkpoint this command can read"
+        )
+    return SavedRun(
+        path, state, cfg, model_class(cfg.model), spec_from_dict(state["spec"]), state["step"]
+    )
+
+
+def load_generator(saved: SavedRun, key: str) -> tuple[nn.Module, bool]:
+    """Generator ``key`` of a saved run in eval mode on the CPU, with its EMA weights when the
+    run kept them (what sampling uses); also whether they were EMA weights."""
+    with warnings.catch_warnings():  # construction notes (e.g. "identity loss off") were
+        warnings.simplefilter("ignore")  # shown at training time; inference needs none
+        model = saved.cls(saved.cfg.model_config, saved.spec)
+    net = model.generators().get(key)
+    if net is None:
+        variant = getattr(saved.cfg.model_config, "variant", "?")
+        direction = {"g_ab": " (AtoB)", "g_ba": " (BtoA)"}.get(key, "")
+        raise GankitError(
+            f"this {saved.cfg.model} run has no {key}{direction} generator (variant {variant}): "
+            "use --direction AtoB"
+        )
+    ema = saved.state.get("ema") or {}
+    weights = ema.get("shadow", {}).get(key)
+    if weights is None:
+        model_state = saved.state["model"]
+        weights = {k[len(key) + 1 :]: v for k, v in model_state.items() if k.startswith(key + ".")}
+    try:
+        net.load_state_dict(weights)
+    except RuntimeError as exc:
+        reason = str(exc).splitlines()[0][:120]
+        raise GankitError(
+            f"{saved.path}: the {key} weights do not fit the model ({reason})"
+        ) from None
+    return net.eval(), key in ema.get("shadow", {})

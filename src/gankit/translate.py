@@ -10,7 +10,6 @@ channel count, resized to the model's input size (Pillow bicubic), translated, r
 own size and written as PNG with its own channel count (grey in, grey out; RGB in, RGB out).
 """
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +18,6 @@ import torch
 from PIL import Image
 from torch import nn
 
-from gankit import checkpoint
 from gankit.data.images import _GREY_MODES, IMAGE_SUFFIXES, _to_8bit, _unreadable, to_float
 from gankit.errors import GankitError
 
@@ -48,55 +46,27 @@ class Translator:
 def load_translator(path: Path, direction: str, device: torch.device) -> Translator:
     """The ``direction`` generator of the run checkpointed at ``path``; one-line errors for a
     non-translation run, a checkpoint without its data spec, or a missing generator."""
-    from gankit.runs import from_dict, model_class
-    from gankit.trainer import spec_from_dict
+    from gankit.runs import load_generator, saved_run
 
     if direction not in DIRECTIONS:
         raise GankitError(f"--direction {direction!r}: use AtoB or BtoA")
-    state = checkpoint.load(path)
-    cfg = from_dict(state["config"])
-    cls = model_class(cfg.model)
-    if not cls.needs_inputs:
+    saved = saved_run(path)
+    if not saved.cls.needs_inputs:
         raise GankitError(
-            f"{cfg.model} is not a translation model: gankit translate needs a cyclegan or "
+            f"{saved.cfg.model} is not a translation model: gankit translate needs a cyclegan or "
             "discogan run (use gankit sample)"
         )
-    if not state.get("spec"):
-        raise GankitError(
-            f"{path} predates stored data specs: resume the run for one step "
-            "(gankit train --resume RUN_DIR steps=N+1) to write a checkpoint translate can read"
-        )
-    spec = spec_from_dict(state["spec"])
+    spec = saved.spec
     if spec.kind != "unpaired":
-        raise GankitError(f"{cfg.model} on {spec.name} translates {spec.kind}, not image files")
-    with warnings.catch_warnings():  # construction notes (e.g. "identity loss off") were
-        warnings.simplefilter("ignore")  # shown at training time; translating needs none
-        model = cls(cfg.model_config, spec)
-    key = DIRECTIONS[direction]
-    net = model.generators().get(key)
-    if net is None:
         raise GankitError(
-            f"this {cfg.model} run has no {key} ({direction}) generator "
-            f"(variant {getattr(cfg.model_config, 'variant', '?')}): use --direction AtoB"
+            f"{saved.cfg.model} on {spec.name} translates {spec.kind}, not image files"
         )
-    ema = state.get("ema") or None
-    if ema is not None and key in ema.get("shadow", {}):
-        weights = ema["shadow"][key]
-    else:
-        ema = None
-        weights = {
-            k[len(key) + 1 :]: v for k, v in state["model"].items() if k.startswith(key + ".")
-        }
-    try:
-        net.load_state_dict(weights)
-    except RuntimeError as exc:
-        reason = str(exc).splitlines()[0][:120]
-        raise GankitError(f"{path}: the {key} weights do not fit the model ({reason})") from None
+    net, ema = load_generator(saved, DIRECTIONS[direction])
     c_a, c_b = spec.shape[0], spec.shape_b[0]
     c_in, c_out = (c_a, c_b) if direction == "AtoB" else (c_b, c_a)
-    desc = f"{cfg.model} step {state['step']}{' (EMA)' if ema is not None else ''}"
+    desc = f"{saved.cfg.model} step {saved.step}{' (EMA)' if ema else ''}"
     size = (int(spec.shape[1]), int(spec.shape[2]))
-    return Translator(net.to(device).eval(), c_in, c_out, size, desc)
+    return Translator(net.to(device), c_in, c_out, size, desc)
 
 
 def input_files(path: Path) -> list[Path]:

@@ -1,0 +1,137 @@
+"""`gankit export`: a generator as a .pt2 file that loads and runs with torch alone and gives the
+values gankit's own sampling and translation give."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from gankit import export
+from gankit.cli import main
+from gankit.runs import latest_checkpoint
+from gankit.trainer import Run
+from gankit.translate import load_translator
+
+
+@pytest.fixture(scope="module")
+def cgan_run(tmp_path_factory) -> Path:
+    """A 3-step cgan (EMA on) on a class-folder dataset of three grey levels."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("folder")
+    for k, name in enumerate(["bright", "dark", "mid"]):
+        (root / name).mkdir()
+        for i in range(4):
+            Image.new("L", (28, 28), 40 + 80 * k + i).save(root / name / f"{i}.png")
+    out = root.parent / "cgan-run"
+    argv = ["train", "cgan", "--data", str(root), "--steps", "3", "--out", str(out)]
+    assert main([*argv, "z_dim=4", "hidden=16", "depth=1", "batch_size=4", "progress=false"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def cyclegan_run(tmp_path_factory) -> Path:
+    """A 2-step CycleGAN from greyscale trainA to RGB trainB, 16 px."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("unpaired")
+    gen = torch.Generator().manual_seed(0)
+    for domain, channels in (("A", 1), ("B", 3)):
+        (root / f"train{domain}").mkdir()
+        for i in range(6):
+            pixels = torch.randint(256, (20, 20, channels), generator=gen, dtype=torch.uint8)
+            Image.fromarray(pixels.squeeze(-1).numpy()).save(root / f"train{domain}" / f"{i}.png")
+    out = root.parent / "cyclegan-run"
+    argv = ["train", "cyclegan", "--data", str(root), "--steps", "2", "--out", str(out)]
+    tiny = ["ngf=4", "ndf=4", "blocks=1", "pool_size=2", "image_size=16", "batch_size=2"]
+    assert main([*argv, *tiny, "eval_samples=10", "progress=false"]) == 0
+    return out
+
+
+def _one_line_error(capsys, argv: list[str]) -> str:
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+def _run_without_gankit(file: Path, inputs: list[torch.Tensor], tmp_path: Path) -> torch.Tensor:
+    """The exported program run in a fresh interpreter where importing gankit fails."""
+    torch.save(inputs, tmp_path / "inputs.pt")
+    code = (
+        "import sys; sys.modules['gankit'] = None\n"
+        "import torch\n"
+        f"g = torch.export.load({str(file)!r}).module()\n"
+        f"x = torch.load({str(tmp_path / 'inputs.pt')!r})\n"
+        f"torch.save(g(*x), {str(tmp_path / 'out.pt')!r})\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return torch.load(tmp_path / "out.pt")
+
+
+def test_export_cgan_runs_without_gankit_and_matches_its_samples(cgan_run, tmp_path):
+    out = tmp_path / "g.pt2"
+    assert main(["export", str(cgan_run), "--out", str(out)]) == 0
+    z, y = torch.randn(5, 4), torch.tensor([0, 1, 2, 2, 1])
+    got = _run_without_gankit(out, [z, y], tmp_path)
+    run = Run.from_checkpoint(latest_checkpoint(cgan_run), device="cpu")
+    run.model.eval()
+    with torch.no_grad(), run.averaged():  # the EMA weights, as gankit sample uses them
+        want = run.model.generator(z, y)
+    assert got.shape == (5, 1, 28, 28)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+    extra = {export.METADATA: ""}
+    torch.export.load(out, extra_files=extra)
+    meta = json.loads(extra[export.METADATA])
+    assert [i["name"] for i in meta["inputs"]] == ["z", "y"]
+    assert meta["inputs"][1]["classes"] == ["bright", "dark", "mid"]
+    assert meta["ema_weights"] is True and meta["output"]["shape"] == ["batch", 1, 28, 28]
+
+
+def test_export_cyclegan_direction_matches_translate(cyclegan_run, tmp_path):
+    out = tmp_path / "ba.pt2"
+    assert main(["export", str(cyclegan_run), "--direction", "BtoA", "--out", str(out)]) == 0
+    x = torch.rand(3, 3, 16, 16) * 2 - 1  # domain B is RGB, A greyscale
+    got = _run_without_gankit(out, [x], tmp_path)
+    translator = load_translator(latest_checkpoint(cyclegan_run), "BtoA", torch.device("cpu"))
+    with torch.no_grad():
+        want = translator.net(x)
+    assert got.shape == (3, 1, 16, 16)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+
+def test_export_errors_are_one_line(capsys, cgan_run, cyclegan_run, tmp_path):
+    pt2 = str(tmp_path / "g.pt2")
+    err = _one_line_error(capsys, ["export", str(cgan_run), "--out", str(tmp_path / "g.pt")])
+    assert "give a .pt2 file name" in err
+    err = _one_line_error(capsys, ["export", str(cgan_run), "--direction", "AtoB", "--out", pt2])
+    assert "--direction is for translation" in err
+    err = _one_line_error(
+        capsys, ["export", str(cyclegan_run), "--direction", "AtoZ", "--out", pt2]
+    )
+    assert "use AtoB or BtoA" in err
+    err = _one_line_error(capsys, ["export", str(tmp_path / "nowhere"), "--out", pt2])
+    assert "does not exist" in err
+
+
+def test_failed_parity_check_leaves_no_file(capsys, cgan_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "PARITY_TOLERANCE", -1.0)  # every difference fails, even 0
+    out = tmp_path / "sub" / "g.pt2"
+    err = _one_line_error(capsys, ["export", str(cgan_run), "--out", str(out)])
+    assert "nothing written" in err
+    assert list(out.parent.iterdir()) == []  # neither the file nor its temporary
+
+
+@pytest.mark.parametrize("cls", [export.conv.Conv2d, export.gnn.InstanceNorm2d])
+def test_plain_torch_swaps_training_subclasses_for_torch_modules(cls):
+    net = torch.nn.Sequential(cls(3, 3, 3) if cls is export.conv.Conv2d else cls(3))
+    plain = export.plain_torch(net)
+    assert type(plain[0]) is export.PLAIN[cls] and type(net[0]) is cls  # the original is kept
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(plain(x), net.eval()(x), atol=1e-5, rtol=0)
