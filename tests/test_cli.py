@@ -99,7 +99,7 @@ def test_dry_run_prints_config(capsys):
     assert "seed: 7" in out and "gp_lambda: 0.1" in out
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["sample"], ["eval"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["sample"], ["eval"], ["export"]])
 def test_help_has_examples(capsys, command):
     with pytest.raises(SystemExit) as exc:
         main([*command, "--help"])
