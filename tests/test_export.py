@@ -26,7 +26,7 @@ def cgan_run(tmp_path_factory) -> Path:
         (root / name).mkdir()
         for i in range(4):
             Image.new("L", (28, 28), 40 + 80 * k + i).save(root / name / f"{i}.png")
-    out = root.parent / "cgan-run"
+    out = tmp_path_factory.mktemp("export-cgan") / "run"
     argv = ["train", "cgan", "--data", str(root), "--steps", "3", "--out", str(out)]
     assert main([*argv, "z_dim=4", "hidden=16", "depth=1", "batch_size=4", "progress=false"]) == 0
     return out
@@ -44,7 +44,7 @@ def cyclegan_run(tmp_path_factory) -> Path:
         for i in range(6):
             pixels = torch.randint(256, (20, 20, channels), generator=gen, dtype=torch.uint8)
             Image.fromarray(pixels.squeeze(-1).numpy()).save(root / f"train{domain}" / f"{i}.png")
-    out = root.parent / "cyclegan-run"
+    out = tmp_path_factory.mktemp("export-cyclegan") / "run"
     argv = ["train", "cyclegan", "--data", str(root), "--steps", "2", "--out", str(out)]
     tiny = ["ngf=4", "ndf=4", "blocks=1", "pool_size=2", "image_size=16", "batch_size=2"]
     assert main([*argv, *tiny, "eval_samples=10", "progress=false"]) == 0
