@@ -135,3 +135,12 @@ def test_plain_torch_swaps_training_subclasses_for_torch_modules(cls):
     x = torch.randn(2, 3, 8, 8)
     with torch.no_grad():
         torch.testing.assert_close(plain(x), net.eval()(x), atol=1e-5, rtol=0)
+
+
+def test_a_generator_torch_export_cannot_capture_is_one_line(capsys, cgan_run, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise RuntimeError("data-dependent control flow\nmany more lines")
+
+    monkeypatch.setattr(torch.export, "export", refuse)
+    err = _one_line_error(capsys, ["export", str(cgan_run), "--out", "never.pt2"])
+    assert "could not capture the generator of cgan" in err and "data-dependent" in err

@@ -138,7 +138,16 @@ def export_generator(path: Path, out: Path, direction: str | None) -> tuple[dict
     net, ema = load_generator(saved, key)
     inputs = example_inputs(saved, key, 4, seed=0)
     with torch.no_grad():
-        program = torch.export.export(plain_torch(net), inputs, dynamic_shapes=_batch_dims(inputs))
+        try:
+            program = torch.export.export(
+                plain_torch(net), inputs, dynamic_shapes=_batch_dims(inputs)
+            )
+        except Exception as exc:  # torch.export raises many types; its text is pages long
+            reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+            raise GankitError(
+                f"torch.export could not capture the {key} of {saved.cfg.model} "
+                f"({type(exc).__name__}: {reason}); please report this with the run's config"
+            ) from None
         meta = describe(saved, key, ema, net(*inputs))
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=".pt2")
