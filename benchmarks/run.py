@@ -4,7 +4,8 @@ Each preset runs in its own subprocess so its peak RSS is its own. MFU is the ac
 (FLOPs of one training step counted by ``torch.utils.flop_counter.FlopCounterMode``) divided by
 the fp32 2048² matrix-multiply rate measured in the same run, on the same threads. MFU splits
 into how fast the step's matrix products and convolutions run (``kernel_mfu``) and how much of
-the step they fill (``kernel_share``): the first is the machine's, the second the code's.
+the step they fill (``kernel_share``): the first is set by the kernels on this machine, the
+second by the code around them.
 """
 
 import argparse
