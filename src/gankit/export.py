@@ -26,12 +26,11 @@ from torch import Tensor, nn
 from gankit import conv
 from gankit import nn as gnn
 from gankit.errors import GankitError
-from gankit.runs import SavedRun, load_generator, saved_run
+from gankit.runs import SavedRun, direction_key, load_generator, saved_run
 
 # outputs are in [-1, 1] (images) or data units (points); one 8-bit grey level is 2/255 ≈ 0.008
 PARITY_TOLERANCE = 1e-3
 METADATA = "gankit.json"
-DIRECTIONS = {"AtoB": "g_ab", "BtoA": "g_ba"}
 
 
 # gankit's training-speed subclasses and the torch modules whose parameters, state dict and
@@ -56,13 +55,17 @@ def plain_torch(net: nn.Module) -> nn.Module:
     return net.eval()
 
 
+def _source_shape(saved: SavedRun, key: str) -> tuple[int, ...]:
+    """(C, H, W) of the images translation generator ``key`` reads."""
+    return tuple(saved.spec.shape if key == "g_ab" else saved.spec.shape_b)
+
+
 def example_inputs(saved: SavedRun, key: str, n: int, seed: int) -> tuple[Tensor, ...]:
     """Inputs of generator ``key`` for ``n`` samples: (z,), (z, y) or (x,) for translation."""
     gen = torch.Generator().manual_seed(seed)
     spec = saved.spec
     if saved.cls.needs_inputs:
-        shape = spec.shape if key == "g_ab" else spec.shape_b
-        return (torch.rand(n, *shape, generator=gen) * 2 - 1,)
+        return (torch.rand(n, *_source_shape(saved, key), generator=gen) * 2 - 1,)
     z = torch.randn(n, saved.cfg.model_config.z_dim, generator=gen)
     if saved.cls.conditional:
         return z, torch.randint(spec.num_classes, (n,), generator=gen)
@@ -74,14 +77,13 @@ def describe(saved: SavedRun, key: str, ema: bool, output: Tensor) -> dict[str, 
     spec = saved.spec
     if saved.cls.needs_inputs:
         source = "A" if key == "g_ab" else "B"
-        shape = spec.shape if key == "g_ab" else spec.shape_b
         inputs = [
             {
                 "name": "x",
-                "shape": ["batch", *shape],
+                "shape": ["batch", *_source_shape(saved, key)],
                 "dtype": "float32",
                 "meaning": f"domain-{source} images scaled to [-1, 1]",
-            }  # fmt: skip
+            }
         ]
     else:
         z_dim = saved.cfg.model_config.z_dim
@@ -96,7 +98,7 @@ def describe(saved: SavedRun, key: str, ema: bool, output: Tensor) -> dict[str, 
                     "dtype": "int64",
                     "meaning": "class indices",
                     "classes": list(spec.class_names),
-                }  # fmt: skip
+                }
             )
     images = output.dim() == 4
     return {
@@ -127,10 +129,7 @@ def export_generator(path: Path, out: Path, direction: str | None) -> tuple[dict
         raise GankitError(f"--out {out}: give a .pt2 file name (torch.export's format)")
     saved = saved_run(path)
     if saved.cls.needs_inputs:
-        direction = direction or "AtoB"
-        if direction not in DIRECTIONS:
-            raise GankitError(f"--direction {direction!r}: use AtoB or BtoA")
-        key = DIRECTIONS[direction]
+        key = direction_key(direction or "AtoB")
     elif direction is not None:
         raise GankitError(f"{saved.cfg.model} has one generator: --direction is for translation")
     else:

@@ -100,6 +100,17 @@ def latest_checkpoint_or_none(run_dir: Path) -> Path | None:
     return checkpoint.latest(run_dir / "checkpoints")
 
 
+# the generator of a translation run that maps each way (`gankit translate`, `gankit export`)
+DIRECTIONS = {"AtoB": "g_ab", "BtoA": "g_ba"}
+
+
+def direction_key(direction: str) -> str:
+    """The generator of ``direction``, or a one-line error naming the two there are."""
+    if direction not in DIRECTIONS:
+        raise GankitError(f"--direction {direction!r}: use AtoB or BtoA")
+    return DIRECTIONS[direction]
+
+
 @dataclass
 class SavedRun:
     """What a checkpoint says about its run, without its training data."""
@@ -137,14 +148,16 @@ def load_generator(saved: SavedRun, key: str) -> tuple[nn.Module, bool]:
     net = model.generators().get(key)
     if net is None:
         variant = getattr(saved.cfg.model_config, "variant", "?")
-        direction = {"g_ab": " (AtoB)", "g_ba": " (BtoA)"}.get(key, "")
+        direction = {k: f" ({d})" for d, k in DIRECTIONS.items()}.get(key, "")
         raise GankitError(
             f"this {saved.cfg.model} run has no {key}{direction} generator (variant {variant}): "
             "use --direction AtoB"
         )
-    ema = saved.state.get("ema") or {}
-    weights = ema.get("shadow", {}).get(key)
-    if weights is None:
+    shadow = (saved.state.get("ema") or {}).get("shadow", {})
+    from_ema = key in shadow
+    if from_ema:
+        weights = shadow[key]
+    else:
         model_state = saved.state["model"]
         weights = {k[len(key) + 1 :]: v for k, v in model_state.items() if k.startswith(key + ".")}
     try:
@@ -154,4 +167,4 @@ def load_generator(saved: SavedRun, key: str) -> tuple[nn.Module, bool]:
         raise GankitError(
             f"{saved.path}: the {key} weights do not fit the model ({reason})"
         ) from None
-    return net.eval(), key in ema.get("shadow", {})
+    return net.eval(), from_ema

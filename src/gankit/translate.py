@@ -21,7 +21,6 @@ from torch import nn
 from gankit.data.images import _GREY_MODES, IMAGE_SUFFIXES, _to_8bit, _unreadable, to_float
 from gankit.errors import GankitError
 
-DIRECTIONS = {"AtoB": "g_ab", "BtoA": "g_ba"}
 BATCH = 64
 
 
@@ -46,10 +45,9 @@ class Translator:
 def load_translator(path: Path, direction: str, device: torch.device) -> Translator:
     """The ``direction`` generator of the run checkpointed at ``path``; one-line errors for a
     non-translation run, a checkpoint without its data spec, or a missing generator."""
-    from gankit.runs import load_generator, saved_run
+    from gankit.runs import direction_key, load_generator, saved_run
 
-    if direction not in DIRECTIONS:
-        raise GankitError(f"--direction {direction!r}: use AtoB or BtoA")
+    key = direction_key(direction)
     saved = saved_run(path)
     if not saved.cls.needs_inputs:
         raise GankitError(
@@ -61,7 +59,7 @@ def load_translator(path: Path, direction: str, device: torch.device) -> Transla
         raise GankitError(
             f"{saved.cfg.model} on {spec.name} translates {spec.kind}, not image files"
         )
-    net, ema = load_generator(saved, DIRECTIONS[direction])
+    net, ema = load_generator(saved, key)
     c_a, c_b = spec.shape[0], spec.shape_b[0]
     c_in, c_out = (c_a, c_b) if direction == "AtoB" else (c_b, c_a)
     desc = f"{saved.cfg.model} step {saved.step}{' (EMA)' if ema else ''}"
