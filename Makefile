@@ -4,11 +4,17 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PIP := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: setup demo demo-toy test test-slow bench lint format clean
+.PHONY: setup demo demo-toy test test-slow bench bench-cli docs lint format clean
 
+# torch goes in first, at the pinned version, so that resolving the other dependencies cannot
+# pull in a different torch build (on Linux, PyPI's default torch wheel is the multi-GB CUDA
+# one). On a CPU-only Linux machine, put the CPU build of that version in first (it satisfies
+# the pin, so `make setup` keeps it):
+#   python3 -m venv .venv
+#   .venv/bin/pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
-	$(PIP) torch==2.13.0            # first: keeps pip from resolving a multi-GB CUDA build
+	$(PIP) torch==2.13.0            # first, at the pin: see the note above
 	$(PIP) setuptools wheel
 	$(PIP) --no-build-isolation -e '.[dev]'
 	touch $(STAMP)
@@ -25,8 +31,8 @@ demo-toy: $(STAMP)
 	$(VENV)/bin/gankit train wgan-gp --data 8gaussians
 
 test: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks tools
+	$(VENV)/bin/ruff format --check src tests benchmarks tools
 	$(VENV)/bin/pytest -q
 
 test-slow: $(STAMP)
@@ -35,9 +41,17 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/run.py --out benchmarks/results
 
+# how fast `gankit --help`, `--version` and argument errors answer (no torch import)
+bench-cli: $(STAMP)
+	$(PY) benchmarks/cli_startup.py --out benchmarks/results
+
+# docs/configuration.md from the config dataclasses (tests/test_config_reference.py checks it)
+docs: $(STAMP)
+	$(PY) tools/config_reference.py
+
 format: $(STAMP)
-	$(VENV)/bin/ruff check --fix src tests benchmarks
-	$(VENV)/bin/ruff format src tests benchmarks
+	$(VENV)/bin/ruff check --fix src tests benchmarks tools
+	$(VENV)/bin/ruff format src tests benchmarks tools
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

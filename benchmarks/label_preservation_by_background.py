@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from gankit.data.images import to_float, to_uint8
-from gankit.data.unpaired import build_digits2colour
+from gankit.data.pairs import build_digits2colour
 from gankit.errors import GankitError
 from gankit.metrics.classifier import cached_classifier, predict
 from gankit.translate import load_translator

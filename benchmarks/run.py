@@ -25,7 +25,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
 if TYPE_CHECKING:
-    from gankit.trainer import Run
+    from gankit.runs import Run
 
 # data of the translation presets: a generated trainA/trainB folder (random RGB images), so the
 # step goes through the real folder pipeline (random crop and flip) without a dataset in memory
@@ -173,8 +173,7 @@ def synthetic_folder(root: Path, n: int = 16) -> str:
 
 def preset_run(name: str) -> "Run":
     """The preset's Run on the CPU (a synthetic folder is read into memory, then deleted)."""
-    from gankit.runs import resolve
-    from gankit.trainer import Run
+    from gankit.runs import Run, resolve
 
     model, data, overrides = PRESETS[name]
     with tempfile.TemporaryDirectory() as tmp:
@@ -240,8 +239,8 @@ def time_to_quality(model: str, data: str) -> dict:
     ``reached``: the first evaluation with every mode covered and >= 90% high-quality samples,
     with the wall time since the start (evaluations included).
     """
-    from gankit.runs import resolve
-    from gankit.trainer import Run, Trainer
+    from gankit.runs import Run, resolve
+    from gankit.trainer import Trainer
 
     run = Run(resolve(model, data, None, ["progress=false"]), torch.device("cpu"))
     out = Path(tempfile.mkdtemp())

@@ -1,7 +1,12 @@
+import os
+
 import pytest
 import torch
 
-torch.set_num_threads(2)
+# 2 by default, the cores the suite is sized for; GANKIT_TEST_THREADS=1 re-runs the training
+# tests on another float trajectory (thread count changes reduction order), to check that their
+# thresholds hold with margin rather than on one lucky run
+torch.set_num_threads(int(os.environ.get("GANKIT_TEST_THREADS", "2")))
 
 
 @pytest.fixture(autouse=True)

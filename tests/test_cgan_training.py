@@ -17,7 +17,7 @@ QUADRANTS = {"top-left": (0, 0), "top-right": (0, 8), "bottom-left": (8, 0), "bo
 
 @pytest.fixture
 def quadrants(tmp_path, monkeypatch):
-    monkeypatch.setenv("GANKIT_DATA", str(tmp_path / "cache" / "datasets"))
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
     rng = np.random.default_rng(0)
     root = tmp_path / "quadrants"
     for name, (r, c) in QUADRANTS.items():

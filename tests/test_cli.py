@@ -151,7 +151,7 @@ def test_inception_fetch_command_exists_and_eval_checks_the_network_first(
 ):
     """The missing-network hint names `gankit data fetch inception`; eval fails before scoring."""
     from gankit.metrics import fid
-    from gankit.trainer import Run
+    from gankit.runs import Run
 
     monkeypatch.setenv("GANKIT_CACHE", str(tmp_path))
     monkeypatch.setattr(Run, "evaluate", lambda *a, **k: pytest.fail("scored without a network"))
@@ -161,3 +161,36 @@ def test_inception_fetch_command_exists_and_eval_checks_the_network_first(
     monkeypatch.setattr(fid, "fetch_inception", lambda force: fetched.append(force) or tmp_path)
     assert main(["data", "fetch", "inception"]) == 0
     assert fetched == [False] and "Inception network is ready" in capsys.readouterr().out
+
+
+def test_dry_run_checks_data_like_a_real_run(capsys, tmp_path):
+    assert "unknown dataset '8gausians'" in _one_line_error(
+        capsys, ["train", "gan", "--data", "8gausians", "--dry-run"]
+    )
+    missing = tmp_path / "no-such-folder"
+    assert "unknown dataset" in _one_line_error(
+        capsys, ["train", "cgan", "--data", str(missing), "--dry-run"]
+    )
+    assert main(["train", "wgan-gp", "--data", "8gaussians", "--dry-run"]) == 0
+    assert "gp_lambda: 0.1" in capsys.readouterr().out
+    assert not (tmp_path / "runs").exists()
+
+
+def test_train_model_help_lists_every_option_with_its_default(capsys):
+    assert main(["train", "cyclegan", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "cycle_weight_b=None" in out and "λ of the b → F → G cycle alone" in out
+    assert "steps=3000" in out and "training loop:" in out  # the family's loop preset
+    assert main(["train", "wgan-gp", "--data", "8gaussians", "--help"]) == 0
+    assert "gp_lambda=0.1" in capsys.readouterr().out  # after the toy data's defaults
+
+
+def test_cache_command_says_where_and_what(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "c"))
+    (tmp_path / "c" / "classifiers").mkdir(parents=True)
+    (tmp_path / "c" / "classifiers" / "mnist-1x28.safetensors").write_bytes(b"x" * 2000)
+    assert main(["cache"]) == 0
+    out = capsys.readouterr().out
+    assert str(tmp_path / "c") in out and "GANKIT_CACHE" in out
+    assert "classifiers/  1 entries" in out and "mnist-1x28.safetensors" in out
+    assert "datasets/  0 entries" in out

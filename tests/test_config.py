@@ -86,3 +86,19 @@ def test_discogan_toy_preset_weights_reconstruction_by_ten():
     assert resolve("discogan", "sneakers2boots").model_config.recon_weight == 1  # the paper's
     override = resolve("discogan", "discogan-toy", None, ["recon_weight=1"])
     assert override.model_config.recon_weight == 1
+
+
+@pytest.mark.parametrize("model", ["gan", "wgan", "wgan-gp"])
+@pytest.mark.parametrize("data", ["mnist", "fashion-mnist"])
+def test_image_presets_have_a_dcgan_latent_where_toys_keep_two(model, data):
+    """A 2-D latent is for the 2-D toy sets; images get DCGAN's 100 (and an override still wins)."""
+    assert resolve(model, data).model_config.z_dim == 100
+    assert resolve(model, "8gaussians").model_config.z_dim == 2
+    assert resolve(model, data, None, ["z_dim=64"]).model_config.z_dim == 64
+
+
+def test_image_wgan_gp_keeps_the_papers_constant_learning_rate():
+    images = resolve("wgan-gp", "mnist").model_config
+    assert (images.lr, images.lr_decay, images.gp_lambda) == (1e-4, 0.0, 10.0)
+    assert tuple(images.betas) == (0.0, 0.9) and images.n_critic == 5
+    assert resolve("wgan-gp", "8gaussians").model_config.lr_decay == 1.0  # the toy preset decays

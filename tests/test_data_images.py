@@ -12,6 +12,8 @@ import torch
 from PIL import Image
 
 from gankit import data as gdata
+from gankit.cache import cache_dir
+from gankit.data import fetch as fetching
 from gankit.data import idx, images, open_data
 from gankit.data.grid import make_grid, save_grid
 from gankit.data.idx import idx_bytes, read_idx, read_idx_tensor, write_idx
@@ -105,25 +107,25 @@ def test_idx_bad_magic_and_dtype(tmp_path: Path) -> None:
 @pytest.fixture
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Cache and package-shipped folders redirected into ``tmp_path``."""
-    monkeypatch.setenv("GANKIT_DATA", str(tmp_path / "cache"))
-    monkeypatch.setattr(images, "shipped_dirs", lambda name: [tmp_path / f"shipped-{name}"])
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(fetching, "shipped_dirs", lambda name: [tmp_path / f"shipped-{name}"])
     return tmp_path
 
 
 def test_locate_nothing_lists_every_place(isolated: Path) -> None:
     with pytest.raises(GankitError) as err:
-        images.locate("fashion-mnist", isolated / "mine")
+        fetching.locate("fashion-mnist", isolated / "mine")
     message = str(err.value)
     for place in ("mine", "mine/fashion-mnist", "mine/FashionMNIST/raw"):
         assert f"{isolated / place}," in message
-    assert str(isolated / "cache" / "fashion-mnist") in message
+    assert str(isolated / "cache" / "datasets" / "fashion-mnist") in message
     assert str(isolated / "shipped-fashion-mnist") in message
     assert "`gankit data fetch fashion-mnist`" in message and "\n" not in message
     with pytest.raises(GankitError, match="unknown dataset 'cifar'"):
-        images.locate("cifar")
+        fetching.locate("cifar")
 
 
-def _tiny_idx_dataset(folder: Path) -> dict[str, images.IdxFile]:
+def _tiny_idx_dataset(folder: Path) -> dict[str, fetching.IdxFile]:
     """Write a 6-train/4-test fake MNIST into ``folder``; returns matching IdxFile entries."""
     rng = np.random.default_rng(0)
     arrays = {
@@ -136,7 +138,7 @@ def _tiny_idx_dataset(folder: Path) -> dict[str, images.IdxFile]:
     for role, entry in images.DATASETS["mnist"].files.items():
         write_idx(folder / f"{entry.stem}.gz", arrays[role])
         digest = hashlib.sha256(idx_bytes(arrays[role])).hexdigest()
-        entries[role] = images.IdxFile(entry.stem, digest)
+        entries[role] = fetching.IdxFile(entry.stem, digest)
     return entries
 
 
@@ -151,35 +153,35 @@ def fake_mnist(isolated: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_locate_order_user_path_then_cache_then_shipped(fake_mnist: Path, isolated: Path) -> None:
-    assert images.locate("mnist") == fake_mnist
-    cache = images.fetch("mnist")
-    assert cache == isolated / "cache" / "mnist" and images.locate("mnist") == cache
+    assert fetching.locate("mnist") == fake_mnist
+    cache = fetching.fetch("mnist")
+    assert cache == isolated / "cache" / "datasets" / "mnist" and fetching.locate("mnist") == cache
     mine = isolated / "mine" / "mnist"
     shutil.copytree(fake_mnist, mine)
-    assert images.locate("mnist", isolated / "mine") == mine  # a user path beats the cache
+    assert fetching.locate("mnist", isolated / "mine") == mine  # a user path beats the cache
 
 
 def test_fetch_copies_verifies_and_leaves_no_temp_files(fake_mnist: Path, isolated: Path) -> None:
-    cache = images.fetch("mnist")
+    cache = fetching.fetch("mnist")
     assert sorted(p.name for p in cache.iterdir()) == sorted(p.name for p in fake_mnist.iterdir())
-    assert images.verify("mnist") == cache
+    assert fetching.verify("mnist") == cache
     # A damaged cached file is detected and replaced by the next fetch.
     (cache / "train-labels-idx1-ubyte.gz").write_bytes(b"junk")
     with pytest.raises(GankitError, match="train-labels-idx1-ubyte.gz: not an IDX file"):
-        images.verify("mnist", cache)
-    images.fetch("mnist")
-    assert images.verify("mnist", cache) == cache
+        fetching.verify("mnist", cache)
+    fetching.fetch("mnist")
+    assert fetching.verify("mnist", cache) == cache
     assert not list(cache.glob(".*"))
 
 
 def test_fetch_rejects_wrong_content_and_lists_attempts(fake_mnist: Path) -> None:
     write_idx(fake_mnist / "t10k-labels-idx1-ubyte.gz", np.array([9, 9, 9, 9], dtype=np.uint8))
     with pytest.raises(GankitError) as err:
-        images.fetch("mnist")
+        fetching.fetch("mnist")
     message = str(err.value)
     assert "could not fetch mnist (t10k-labels-idx1-ubyte missing)" in message
     assert f"copy from {fake_mnist}" in message and "SHA-256 mismatch" in message
-    assert not (images.cache_dir() / "mnist" / "t10k-labels-idx1-ubyte.gz").exists()
+    assert not (cache_dir("datasets") / "mnist" / "t10k-labels-idx1-ubyte.gz").exists()
 
 
 def test_load_named_dataset(fake_mnist: Path) -> None:
@@ -332,10 +334,10 @@ def test_save_grid_png(tmp_path: Path) -> None:
 
 def test_real_mnist_from_cache_if_present() -> None:
     try:
-        folder = images.locate("mnist")
+        folder = fetching.locate("mnist")
     except GankitError:
         pytest.skip("MNIST not fetched (run `gankit data fetch mnist`)")
-    assert images.verify("mnist", folder) == folder
+    assert fetching.verify("mnist", folder) == folder
     data = load_image_dataset("mnist")
     assert data.images.shape == (60000, 1, 28, 28) and data.images.dtype == torch.uint8
     assert data.labels.unique().tolist() == list(range(10))

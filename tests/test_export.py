@@ -11,8 +11,7 @@ import torch
 
 from gankit import export
 from gankit.cli import main
-from gankit.runs import latest_checkpoint
-from gankit.trainer import Run
+from gankit.runs import Run, latest_checkpoint
 from gankit.translate import load_translator
 
 

@@ -1,5 +1,7 @@
 """Classifier-feature FID/KID with real-vs-real floors, per class, and Inception FID plumbing."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -75,3 +77,24 @@ def test_inception_scores_cache_real_halves(monkeypatch, tmp_path):
     assert first["eval/fid_inception"] == second["eval/fid_inception"]
     assert first["protocol_inception"]["network_sha256"] == fid.INCEPTION_SHA256
     assert len(list(tmp_path.rglob("*.safetensors"))) == 2
+    (warning,) = first["protocol_inception"]["warnings"]  # 60 real images, 2048 features
+    assert warning.startswith("eval/fid_inception is unreliable with 60 real images against 2048")
+
+
+def test_fid_on_fewer_real_images_than_features_says_so_and_points_to_kid():
+    """n real < d features: the protocol lists why cFID is unreliable (overall and per class)
+    and Python warns; with enough real images there is no warning."""
+    test_x, test_y = _features(100, 0.0, seed=0, dim=64)
+    x, y = _features(100, 0.0, seed=1, dim=64)
+    with pytest.warns(UserWarning, match="eval/cfid is unreliable with 50 real images against 64"):
+        out = scores.classifier_scores(x, y, test_x, test_y, ["a", "b"], seed=0)
+    overall, per_class = out["protocol"]["warnings"]
+    assert "read eval/ckid" in overall and "n >= 64" in overall
+    assert per_class.startswith("eval/cfid_class is unreliable with 25 real images against 64")
+
+    test_x, test_y = _features(2000, 0.0, seed=0)
+    x, y = _features(1000, 0.0, seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = scores.classifier_scores(x, y, test_x, test_y, ["a", "b"], seed=0)
+    assert "warnings" not in out["protocol"]

@@ -113,3 +113,37 @@ def test_diagnostics_bracket_the_lipschitz_constant(cls, cfg):
         assert diag["eval/lipschitz/upper_clipping"] >= diag["eval/lipschitz/upper_spectral"]
     else:
         assert "eval/lipschitz/upper_clipping" not in diag
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_declared_capabilities_match_what_the_model_does(name):
+    """labels_for, translate and directions are declared on GANModel; each family either
+    implements them (as its flags say) or refuses them with gankit's one-line error."""
+    cls = MODELS[name]
+    beyond_points = [s for s in SPECS if s.kind in cls.kinds and s.kind != "points"]
+    spec = beyond_points[0] if beyond_points else SPECS[0]
+    model = cls(cls.Config.tiny(), spec)
+    if cls.conditional:
+        assert model.labels_for(6, None).tolist() == [i * spec.num_classes // 6 for i in range(6)]
+    else:
+        with pytest.raises(GankitError, match="unconditional"):
+            model.labels_for(4, 1)
+    if cls.needs_inputs:
+        assert model.directions() == {
+            d: k for d, k in {"AtoB": "g_ab", "BtoA": "g_ba"}.items() if k in model.generators()
+        }
+        x = torch.rand(3, *spec.shape) * 2 - 1
+        assert model.translate(x, "AtoB").shape == (3, *spec.shape_b)
+    else:
+        assert model.directions() == {}
+        with pytest.raises(GankitError, match="does not translate"):
+            model.translate(torch.zeros(1, *spec.shape))
+
+
+def test_catalog_names_mirror_the_registries():
+    """The CLI's torch-free name lists (gankit.catalog) equal the real registries."""
+    from gankit.catalog import DATASET_NAMES, MODEL_NAMES
+    from gankit.data import DATASETS
+
+    assert MODEL_NAMES == tuple(MODELS)
+    assert sorted(DATASET_NAMES) == sorted(DATASETS)

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import torch
 
+from gankit.cli import add_theory_parser
 from gankit.errors import GankitError
-from gankit.theory import add_theory_parser, parallel_lines_study, run_theory
+from gankit.theory import parallel_lines_study, run_theory
 
 LOG2 = math.log(2.0)
 

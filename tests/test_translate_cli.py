@@ -14,6 +14,7 @@ from gankit.cli import main
 from gankit.data.images import ImageDataset
 from gankit.data.unpaired import UnpairedData, UnpairedSource, to_channels
 from gankit.errors import GankitError
+from gankit.metrics.translation import TranslationScorer
 from gankit.models.cyclegan import CycleGAN, CycleGANConfig
 from gankit.translate import load_translator
 
@@ -171,7 +172,7 @@ def test_evaluate_translation_keys_and_ranges():
     source = _paired_source()
     torch.manual_seed(0)
     model = CycleGAN(CycleGANConfig.tiny(), source.spec)
-    metrics = source.evaluate_translation(model, 8, 123)
+    metrics = TranslationScorer(source).scores(model.translate, True, 8, 123)
     keys = {"eval/cycle_l1_a", "eval/cycle_l1_b", "eval/pair_l1_ab", "eval/identity_l1_ab"}
     keys |= {"eval/pair_l1_ba", "eval/identity_l1_ba"}
     assert keys <= set(metrics)
@@ -179,7 +180,8 @@ def test_evaluate_translation_keys_and_ranges():
     # B is A repeated to RGB (and A is B's luminance): doing nothing is a perfect translation
     assert metrics["eval/identity_l1_ab"] == 0
     assert metrics["eval/identity_l1_ba"] < 1 / 127.5
-    assert metrics == source.evaluate_translation(model, 8, 123)  # fixed examples
+    again = TranslationScorer(source).scores(model.translate, True, 8, 123)
+    assert metrics == again  # fixed examples
 
 
 def test_to_channels():
@@ -190,7 +192,7 @@ def test_to_channels():
 
 
 def test_run_evaluate_uses_translation_metrics(run_dir):
-    from gankit.trainer import Run
+    from gankit.runs import Run
 
     run = Run.from_checkpoint(checkpoint.latest(run_dir / "checkpoints"), device="cpu")
     metrics = run.evaluate(10)
@@ -201,10 +203,10 @@ def test_run_evaluate_uses_translation_metrics(run_dir):
 def test_pair_classifiers_train_on_the_extra_images_too(tmp_path, monkeypatch):
     import json
 
-    from gankit.data.unpaired import train_pair_classifiers
     from gankit.metrics.classifier import ClassifierConfig
+    from gankit.metrics.translation import train_pair_classifiers
 
-    monkeypatch.setenv("GANKIT_DATA", str(tmp_path / "datasets"))
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path))
     source = _paired_source()
     extra = _paired_source(20).data
     source.data.classifier_extra = lambda: (extra.train_a, extra.train_b)
@@ -224,17 +226,17 @@ def test_pair_classifiers_train_on_the_extra_images_too(tmp_path, monkeypatch):
 
 
 def test_pair_classifiers_feed_label_preservation_and_domain_success(tmp_path, monkeypatch):
-    from gankit.data.unpaired import train_pair_classifiers
     from gankit.metrics.classifier import ClassifierConfig
+    from gankit.metrics.translation import train_pair_classifiers
 
-    monkeypatch.setenv("GANKIT_DATA", str(tmp_path / "datasets"))
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path))
     source = _paired_source()
     trained = train_pair_classifiers(source, ClassifierConfig(epochs=1, batch_size=8))
     assert set(trained) == {"A", "B", "domain"}
     assert Path(trained["domain"]["classifier"]).name == "pairs16-domain-3x16.safetensors"
     torch.manual_seed(0)
     model = CycleGAN(CycleGANConfig.tiny(), source.spec)
-    metrics = source.evaluate_translation(model, 8, 123)
+    metrics = TranslationScorer(source).scores(model.translate, True, 8, 123)
     rates = [
         f"eval/{m}_{d}" for m in ("label_preservation", "domain_success") for d in ("ab", "ba")
     ]
@@ -250,9 +252,9 @@ def test_train_classifier_cli_on_a_folder_trains_the_domain_classifier(
 ):
     import json
 
-    from gankit.trainer import Run
+    from gankit.runs import Run
 
-    monkeypatch.setenv("GANKIT_DATA", str(tmp_path / "datasets"))
+    monkeypatch.setenv("GANKIT_CACHE", str(tmp_path))
     run = Run.from_checkpoint(checkpoint.latest(run_dir / "checkpoints"), device="cpu")
     capsys.readouterr()
     argv = ["train", "classifier", "--data", run.cfg.data, "image_size=16", "epochs=1"]

@@ -11,19 +11,17 @@ from PIL import Image
 
 from gankit.data import DATASETS, DataSpec, data_kind, open_data
 from gankit.data.images import ImageDataset, to_uint8
+from gankit.data.pairs import BUILDERS, TEST_PER_DOMAIN, TRAIN_PER_DOMAIN, build, edges
 from gankit.data.unpaired import (
-    BUILDERS,
-    TEST_PER_DOMAIN,
-    TRAIN_PER_DOMAIN,
     UnpairedData,
     UnpairedPointsSource,
     UnpairedSource,
-    build,
-    edges,
     load_unpaired_folder,
     match_channels,
 )
 from gankit.errors import GankitError
+from gankit.evaluate import Evaluator
+from gankit.metrics.toy import toy_metrics
 
 # --------------------------------------------------------------------------- folders
 
@@ -359,13 +357,15 @@ def test_discogan_toy(tmp_path: Path) -> None:
     source.load_state_dict(state)
     again = source.batch(300)
     assert torch.equal(again[0], a) and torch.equal(again[1], b)
-    metrics = source.evaluate(b, seed=0)
+    metrics = Evaluator(source, None).sample_scores(b, 0, None)  # translations A → B
     assert metrics["eval/modes"] == 10 and metrics["eval/modes_total"] == 10
-    assert source.evaluate(a, seed=0, domain="a")["eval/modes"] == 5
+    dist_a = source.dist("a")
+    toy_a = toy_metrics(a, source.reference(300, 0, "a"), dist_a.modes, dist_a.std)
+    assert toy_a["eval/modes"] == 5
 
 
 def test_export_writes_a_folder_that_loads_back_pixel_for_pixel(tmp_path, monkeypatch) -> None:
-    from gankit.data import unpaired
+    from gankit.data import pairs
 
     g = torch.Generator().manual_seed(0)
 
@@ -374,8 +374,8 @@ def test_export_writes_a_folder_that_loads_back_pixel_for_pixel(tmp_path, monkey
         return ImageDataset(x, torch.zeros(n, dtype=torch.int64), [], "rgb")
 
     pair = UnpairedData("tiny", _indexed(6, "A", 16), rgb(5), _indexed(3, "tA", 16), rgb(2), 16)
-    monkeypatch.setitem(unpaired.BUILDERS, "tiny", lambda: pair)
-    counts = unpaired.export_pair("tiny", tmp_path / "out")
+    monkeypatch.setitem(pairs.BUILDERS, "tiny", lambda: pair)
+    counts = pairs.export_pair("tiny", tmp_path / "out")
     assert counts == {"trainA": 6, "trainB": 5, "testA": 3, "testB": 2}
     back = load_unpaired_folder(tmp_path / "out", size=16)
     # test images load at the size exactly; file names keep the order
@@ -383,6 +383,6 @@ def test_export_writes_a_folder_that_loads_back_pixel_for_pixel(tmp_path, monkey
     assert torch.equal(back.test_a.images, pair.test_a.images)
     assert len(back.train_a) == 6 and back.train_b.images.shape[1] == 3
     with pytest.raises(GankitError, match="not empty"):
-        unpaired.export_pair("tiny", tmp_path / "out")
+        pairs.export_pair("tiny", tmp_path / "out")
     with pytest.raises(GankitError, match="no built-in pair"):
-        unpaired.export_pair("nope", tmp_path / "new")
+        pairs.export_pair("nope", tmp_path / "new")

@@ -3,9 +3,10 @@
 import argparse
 import json
 import sys
-from pathlib import Path
 
-from gankit.errors import GankitError
+from gankit import __version__
+from gankit.catalog import DATASET_NAMES, MODEL_NAMES
+from gankit.errors import GankitError, Interrupted, TrainingDiverged
 
 TRAIN_EXAMPLES = """examples:
   gankit train wgan-gp --data 8gaussians                      # family defaults
@@ -43,24 +44,80 @@ then, with torch alone: g = torch.export.load("cgan.pt2").module(); g(z, y)
 """
 
 
-def _parser() -> argparse.ArgumentParser:
-    from gankit.data import DATASETS
-    from gankit.models import MODELS
+THEORY_EXAMPLES = """examples:
+  gankit theory parallel-lines --out theory          # 21 values of θ, about 20 s
+  gankit theory parallel-lines --out docs/img --seed 1
+  gankit theory parallel-lines --quick --out /tmp/pl   # 7 values of θ, about 5 s
 
+writes parallel_lines.png (JS and EM against θ: closed form and from samples, the WGAN
+paper's Figure 1), parallel_lines_learned.png (a trained WGAN-GP critic and GAN discriminator:
+their estimates and the gradient of each generator objective in θ) and parallel_lines.json.
+"""
+
+
+def add_theory_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Add ``gankit theory parallel-lines [--out DIR] [--quick] [--seed N]``.
+
+    Args:
+        subparsers: The root parser's ``add_subparsers()`` object.
+
+    Returns:
+        The ``theory`` parser.
+    """
+    fmt = argparse.RawDescriptionHelpFormatter
+    theory = subparsers.add_parser(
+        "theory",
+        help="reproduce the theory behind the models",
+        epilog=THEORY_EXAMPLES,
+        formatter_class=fmt,
+    )
+    actions = theory.add_subparsers(dest="theory_action", required=True, metavar="ACTION")
+    lines = actions.add_parser(
+        "parallel-lines",
+        epilog=THEORY_EXAMPLES,
+        formatter_class=fmt,
+        help="JS vs EM between two parallel segments (WGAN paper, Figure 1), learned too",
+    )
+    lines.add_argument("--out", default="theory", help="folder for the PNGs and JSON (theory/)")
+    lines.add_argument(
+        "--quick", action="store_true", help="7 values of θ, 500 samples, 400 steps (for tests)"
+    )
+    lines.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    return theory
+
+
+FMT = {"formatter_class": argparse.RawDescriptionHelpFormatter}
+
+
+def _parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
         prog="gankit",
         description="Train, sample and evaluate classic GANs on an ordinary machine.",
         epilog="run `gankit COMMAND --help` for each command's options and examples",
     )
+    root.add_argument("--version", action="version", version=f"gankit {__version__}")
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    fmt = {"formatter_class": argparse.RawDescriptionHelpFormatter}
+    _add_train(sub)
+    _add_run_commands(sub)
+    sub.add_parser(
+        "cache", help="where gankit caches datasets, classifiers, statistics and weights"
+    )
+    add_theory_parser(sub)
+    _add_data(sub)
+    root.commands = sub.choices  # type: ignore[attr-defined]  # `train MODEL --help` extends one
+    return root
 
-    train = sub.add_parser("train", help="train a model", epilog=TRAIN_EXAMPLES, **fmt)
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    train = sub.add_parser("train", help="train a model", epilog=TRAIN_EXAMPLES, **FMT)
     train.add_argument(
-        "model", nargs="?", help=f"one of: {', '.join(MODELS)}, or classifier (for evaluation)"
+        "model",
+        nargs="?",
+        help=f"one of: {', '.join(MODEL_NAMES)}, or classifier (for evaluation); "
+        "`gankit train MODEL --help` lists its options",
     )
     train.add_argument("overrides", nargs="*", help="config overrides key=value (seed=3, lr=1e-4)")
-    train.add_argument("--data", help=f"dataset: {', '.join(DATASETS)}, or a folder")
+    train.add_argument("--data", help=f"dataset: {', '.join(DATASET_NAMES)}, or a folder")
     train.add_argument("--steps", help="generator steps (default: the family's preset)")
     train.add_argument("--out", help="run directory (default: runs/NNNNN-MODEL-DATA)")
     train.add_argument("--config", help="YAML with keys model, data, train, model_config")
@@ -68,8 +125,16 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint"
     )
-    train.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+    train.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check model, data and config as a real run would, print the config, and exit",
+    )
 
+
+def _add_run_commands(sub: argparse._SubParsersAction) -> None:
+    """sample, eval, translate and export: commands on a trained run."""
+    fmt = FMT
     sample = sub.add_parser("sample", help="draw samples from a run", epilog=SAMPLE_EXAMPLES, **fmt)
     sample.add_argument("run_dir", help="a run directory made by gankit train")
     sample.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
@@ -116,13 +181,13 @@ def _parser() -> argparse.ArgumentParser:
     ex.add_argument("--out", required=True, help="the .pt2 file to write")
     ex.add_argument("--direction", help="translation runs: AtoB (default) or BtoA")
     ex.add_argument("--checkpoint", help="a specific checkpoint file (default: the latest)")
-    from gankit.theory import add_theory_parser
 
-    add_theory_parser(sub)
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser(
         "data",
         help="fetch datasets into the local cache; export built-in pairs as folders",
-        **fmt,
+        **FMT,
         epilog="examples:\n  gankit data fetch mnist\n  gankit data fetch fashion-mnist\n"
         "  gankit data fetch inception   # the FID Inception-v3 network, for eval --inception\n"
         "  gankit data export sneakers2boots data/sneakers2boots   # folders for --data DIR\n",
@@ -136,7 +201,6 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("name", help="digits2colour, sneakers2boots or edges2shoes-mini")
     export.add_argument("out", help="a new (or empty) folder")
-    return root
 
 
 def _theory(args: argparse.Namespace) -> None:
@@ -147,7 +211,7 @@ def _theory(args: argparse.Namespace) -> None:
 
 def _data(args: argparse.Namespace) -> None:
     if args.action == "export":
-        from gankit.data.unpaired import export_pair
+        from gankit.data.pairs import export_pair
 
         counts = export_pair(args.name, args.out)
         print(
@@ -161,9 +225,9 @@ def _data(args: argparse.Namespace) -> None:
         path = fetch_inception(force=args.force)
         print(f"the FID Inception network is ready in {path}")
         return
-    from gankit.data import images
+    from gankit.data.fetch import fetch
 
-    path = images.fetch(args.name, force=args.force)
+    path = fetch(args.name, force=args.force)
     print(f"{args.name} is ready in {path}")
 
 
@@ -180,23 +244,9 @@ def _train_overrides(args: argparse.Namespace) -> list[str]:
     return overrides
 
 
-def _new_config(args: argparse.Namespace, overrides: list[str]):
-    from gankit import runs
-
-    if args.config:
-        cfg = runs.from_yaml_file(args.config, args.model, args.data)
-        return runs.resolve(cfg.model, cfg.data, cfg.to_dict(), overrides)
-    if not args.model:
-        raise GankitError("name a model: gankit train MODEL --data DATA (see --help)")
-    if not args.data:
-        raise GankitError("name a dataset with --data (e.g. --data 8gaussians)")
-    return runs.resolve(args.model, args.data, None, overrides)
-
-
 def _train(args: argparse.Namespace) -> None:
-    from gankit import runs
-    from gankit.device import resolve_device
-    from gankit.trainer import Run, Trainer
+    from gankit import api, runs
+    from gankit.runs import Run
 
     overrides = _train_overrides(args)
     if args.model == "classifier":
@@ -208,36 +258,31 @@ def _train(args: argparse.Namespace) -> None:
         run = Run.from_checkpoint(ckpt, device=args.device or "auto", overrides=overrides)
         print(f"resuming {run_dir} from {ckpt.name} (step {run.step})", file=sys.stderr)
     else:
-        cfg = _new_config(args, overrides)
+        cfg = api.configure(args.model, args.data, config=args.config, overrides=overrides)
+        run, run_dir = api.prepare(cfg, args.out)
+        for note in run.evaluator.unavailable():
+            print(f"gankit: note: {note}", file=sys.stderr)
         if args.dry_run:
             import yaml
 
             print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
             return
-        run_dir = Path(args.out or runs.next_run_dir(Path("runs"), cfg.model, cfg.data))
-        if runs.latest_checkpoint_or_none(run_dir) is not None:
-            raise GankitError(
-                f"{run_dir} holds a run already: --resume {run_dir}, or another --out"
-            )
-        run = Run(cfg, resolve_device(cfg.train.device))
         print(f"training {cfg.model} on {cfg.data} into {run_dir} ({run.device})", file=sys.stderr)
-    metrics = Trainer(run, run_dir).fit()
+    metrics = api.fit(run, run_dir)
     print(json.dumps({"run_dir": str(run_dir), "step": run.step, **metrics}))
 
 
 def _train_classifier(data: str | None, overrides: list[str]) -> None:
-    """`gankit train classifier --data NAME`: the evaluation classifier of a labelled dataset."""
+    """`gankit train classifier --data NAME`: the evaluation classifier(s) of a dataset."""
     from gankit.config import apply, parse_overrides
+    from gankit.data import data_kind
     from gankit.metrics.classifier import ClassifierConfig, train_for_dataset
+    from gankit.metrics.translation import train_unpaired_classifiers
 
     if not data:
         raise GankitError("name the dataset: gankit train classifier --data mnist")
     cfg = apply(ClassifierConfig(), dict(parse_overrides(overrides)), "classifier")
-    from gankit.data import data_kind
-
     if data_kind(data).startswith("unpaired"):  # content classes of A and B, and A vs B
-        from gankit.data.unpaired import train_unpaired_classifiers
-
         print(json.dumps({"classifiers": train_unpaired_classifiers(data, cfg)}))
         return
     path, acc = train_for_dataset(data, cfg)
@@ -245,48 +290,25 @@ def _train_classifier(data: str | None, overrides: list[str]) -> None:
 
 
 def _load(args: argparse.Namespace):
-    from gankit import runs
-    from gankit.trainer import Run
+    from gankit import api
+    from gankit.runs import Run, require_run
 
-    run_dir = runs.require_run(args.run_dir)
-    ckpt = Path(args.checkpoint) if args.checkpoint else runs.latest_checkpoint(run_dir)
-    return run_dir, ckpt, Run.from_checkpoint(ckpt, device=args.device)
+    if args.checkpoint:
+        require_run(args.run_dir)
+        return Run.from_checkpoint(args.checkpoint, device=args.device)
+    return api.load(args.run_dir, device=args.device)
 
 
 def _sample(args: argparse.Namespace) -> None:
     if args.n < 1:
         raise GankitError(f"--n {args.n}: the number of samples must be at least 1")
-    _, ckpt, run = _load(args)
-    n, nrow, kwargs = args.n, 10, {}
-    if run.model.conditional:
-        k = run.data.spec.num_classes
-        if args.label in (None, "all"):
-            nrow = max(1, n // k)
-            n, kwargs = nrow * k, {"label": None}
-        else:
-            kwargs = {"label": _label(args.label, run.data.spec.class_names)}
-        kwargs["interpolate"] = args.interpolate
-    elif args.label is not None or args.interpolate:
+    run = _load(args)
+    if not run.model.conditional and (args.label is not None or args.interpolate):
         raise GankitError(f"{run.cfg.model} is unconditional: --label/--interpolate need cgan")
-    fake = run.samples(n, seed=args.seed, **kwargs)
-    out = Path(args.out)
-    run.data.render(
-        fake,
-        out,
-        title=f"{run.model.title(run.cfg.model)} step {run.step} seed {args.seed}",
-        nrow=nrow,
+    out = run.save_samples(
+        args.out, args.n, seed=args.seed, label=args.label, interpolate=args.interpolate
     )
-    print(f"wrote {args.n} samples from {ckpt} to {out}", file=sys.stderr)
-
-
-def _label(text: str, names: list[str]) -> int:
-    """A class index, or a class name as the dataset spells it (case-insensitive)."""
-    if text.lstrip("-").isdigit():
-        return int(text)
-    lowered = [name.lower() for name in names]
-    if text.lower() in lowered:
-        return lowered.index(text.lower())
-    raise GankitError(f"--label {text!r}: give a class index 0..{len(names) - 1}, a name or 'all'")
+    print(f"wrote {args.n} samples from {run.checkpoint} to {out}", file=sys.stderr)
 
 
 def _translate(args: argparse.Namespace) -> None:
@@ -305,37 +327,76 @@ def _export(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
-    run_dir, ckpt, run = _load(args)
-    n = args.n or run.cfg.train.eval_samples
-    if n < 10:
-        raise GankitError(f"--n {n}: evaluate at least 10 samples")
-    if args.inception < 0 or args.inception > n:
-        raise GankitError(f"--inception {args.inception}: give 0..{n} (at most --n samples)")
+    run = _load(args)
     if args.inception:
         from gankit.metrics.fid import load_inception
 
-        load_inception()  # a missing network fails now, not after the other scores
-    metrics = {
-        "step": run.step,
-        "checkpoint": ckpt.name,
-        "n": n,
-        **run.evaluate(n, inception=args.inception),
-    }
-    with open(run_dir / "metrics.jsonl", "a") as f:
+        if 0 < args.inception <= (args.n or run.cfg.train.eval_samples):
+            load_inception()  # a missing network fails now, not after the other scores
+    metrics = run.evaluate(args.n, inception=args.inception)
+    with open(run.dir / "metrics.jsonl", "a") as f:
         f.write(json.dumps({"source": "gankit eval", **metrics}) + "\n")
     print(json.dumps(metrics, indent=2))
 
 
+def _cache(args: argparse.Namespace) -> None:
+    from gankit.cache import describe
+
+    print("\n".join(describe()))
+
+
+def _options_help(argv: list[str]) -> str | None:
+    """`gankit train MODEL [--data DATA] --help`: every key=value option of the training loop and
+    of the family, with type, default (after the family's and the data kind's defaults when
+    --data is given) and help; None when no model is named."""
+    model = next((a for a in argv[1:] if a in MODEL_NAMES), None)
+    if model is None:
+        return None
+    from gankit import runs
+    from gankit.config import TrainConfig, apply, option_rows
+
+    data = argv[argv.index("--data") + 1] if "--data" in argv[:-1] else None
+    cls = runs.model_class(model)
+    if data:
+        cfg = runs.resolve(model, data)
+        train, family, where = cfg.train, cfg.model_config, f"with --data {data}"
+    else:
+        train = apply(TrainConfig(), cls.train_defaults, "train")
+        family, where = cls.Config(), "before data-kind defaults"
+    lines = [f"\noptions as key=value (defaults {where}):"]
+    for title, cfg_obj in (("training loop", train), (f"{model}", family)):
+        lines.append(f"\n  {title}:")
+        for name, type_, default, help_ in option_rows(cfg_obj):
+            lines.append(f"    {name}={default}  ({type_})  {help_}".rstrip())
+    for kind, values in cls.kind_defaults.items():
+        if not data:
+            shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
+            lines.append(f"\n  on {kind} data the family sets: {shown}")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--version"]:  # answered before _parser, which imports torch via the models
+        print(f"gankit {__version__}")
+        return 0
     parser = _parser()
+    if argv[:1] == ["train"] and {"-h", "--help"} & set(argv):
+        try:
+            options = _options_help(argv)
+        except GankitError as exc:
+            print(f"gankit: {exc}", file=sys.stderr)
+            return 2
+        if options is not None:
+            parser.commands["train"].print_help()
+            print(options)
+            return 0
     args, extra = parser.parse_known_args(argv)
     unknown = [a for a in extra if "=" not in a or a.startswith("-")]
     if unknown or (extra and args.command != "train"):
         parser.error(f"unrecognized arguments: {' '.join(unknown or extra)}")
     if args.command == "train":
         args.overrides = list(args.overrides) + extra
-    from gankit.trainer import Interrupted, TrainingDiverged
-
     try:
         {
             "train": _train,
@@ -345,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
             "theory": _theory,
             "translate": _translate,
             "export": _export,
+            "cache": _cache,
         }[args.command](args)
     except Interrupted as exc:
         print(f"gankit: {exc}", file=sys.stderr)

@@ -24,6 +24,36 @@ def option(default: Any, help: str, **checks: Any) -> Any:
     return field(default=default, metadata={"help": help, **checks})
 
 
+def option_rows(cfg: Any) -> list[tuple[str, str, str, str]]:
+    """(name, type, default, help) of each field of a config dataclass or instance.
+
+    The default is the instance's value (or the class default), as ``repr``; the help is what
+    :func:`option` stored in the field metadata ("" when a field has none). For generated docs.
+    """
+    hints = _hints(cfg if isinstance(cfg, type) else type(cfg))
+    rows = []
+    for f in dataclasses.fields(cfg):
+        if not isinstance(cfg, type):
+            value = getattr(cfg, f.name)
+        elif f.default is not dataclasses.MISSING:
+            value = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+        else:
+            value = None
+        rows.append((f.name, _doc_type(hints[f.name]), repr(value), f.metadata.get("help", "")))
+    return rows
+
+
+def _doc_type(tp: Any) -> str:
+    """A field type as a reader writes it: ``tuple[float, ...]``, ``int | None``, ``a | b``."""
+    if typing.get_origin(tp) is None:
+        return getattr(tp, "__name__", str(tp))
+    if typing.get_origin(tp) is Literal:
+        return _type_name(tp)
+    return str(tp).replace("typing.", "")
+
+
 @dataclass
 class TrainConfig:
     """Settings of the training loop, shared by every GAN family."""
@@ -43,7 +73,11 @@ class TrainConfig:
         False, "keep an exponential moving average of the generator (default: on for images)"
     )
     ema_decay: float = option(0.999, "EMA decay per step", min=0.0, max=1.0)
-    progress: bool = option(True, "show a progress bar with live losses")
+    progress: bool = option(
+        True,
+        "show progress with live losses: a bar on a terminal, else a plain line every few log "
+        "windows on stderr",
+    )
 
 
 @dataclass

@@ -6,3 +6,11 @@ class GankitError(Exception):
 
     The CLI prints ``gankit: <message>`` and exits with status 2 (1 for training failures).
     """
+
+
+class TrainingDiverged(GankitError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+class Interrupted(GankitError):
+    """Ctrl-C or SIGTERM: a checkpoint was written before exiting."""

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from gankit import conv
 from gankit import nn as gnn
 from gankit.errors import GankitError
+from gankit.models.base import DIRECTIONS
 from gankit.runs import SavedRun, direction_key, load_generator, saved_run
 
 # outputs are in [-1, 1] (images) or data units (points); one 8-bit grey level is 2/255 ≈ 0.008
@@ -57,7 +58,7 @@ def plain_torch(net: nn.Module) -> nn.Module:
 
 def _source_shape(saved: SavedRun, key: str) -> tuple[int, ...]:
     """(C, H, W) of the images translation generator ``key`` reads."""
-    return tuple(saved.spec.shape if key == "g_ab" else saved.spec.shape_b)
+    return tuple(saved.spec.shape if key == DIRECTIONS["AtoB"] else saved.spec.shape_b)
 
 
 def example_inputs(saved: SavedRun, key: str, n: int, seed: int) -> tuple[Tensor, ...]:
@@ -76,7 +77,7 @@ def describe(saved: SavedRun, key: str, ema: bool, output: Tensor) -> dict[str, 
     """The metadata stored as ``gankit.json``: what goes in, what comes out, where it is from."""
     spec = saved.spec
     if saved.cls.needs_inputs:
-        source = "A" if key == "g_ab" else "B"
+        source = "A" if key == DIRECTIONS["AtoB"] else "B"
         inputs = [
             {
                 "name": "x",

@@ -84,7 +84,7 @@ class InstanceNorm2d(nn.InstanceNorm2d):
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
-def _norm2d(norm: Norm, channels: int) -> nn.Module:
+def norm2d(norm: Norm, channels: int) -> nn.Module:
     if norm == "batch":
         return nn.BatchNorm2d(channels)
     if norm == "instance":
@@ -117,7 +117,7 @@ class ConvGenerator(nn.Module):
             out = c if i == k - 1 else ch // 2
             blocks.append(nn.ConvTranspose2d(ch, out, 4, stride=2, padding=1))
             if i < k - 1:
-                blocks += [_norm2d(norm, out), nn.ReLU()]
+                blocks += [norm2d(norm, out), nn.ReLU()]
             ch = out
         blocks.append(nn.Tanh())
         self.net = nn.Sequential(*blocks)
@@ -142,7 +142,7 @@ class ConvCritic(nn.Module):
             side //= 2
             layers.append(spectral_norm(conv) if sn else conv)
             if i > 0:
-                layers.append(_norm2d(norm, out))
+                layers.append(norm2d(norm, out))
             layers.append(nn.LeakyReLU(0.2))
             ch = out
         self.features = nn.Sequential(*layers, nn.Flatten())

@@ -19,7 +19,11 @@ from torch import Tensor, nn
 
 from gankit.conv import Conv2d, ConvTranspose2d
 from gankit.errors import GankitError
-from gankit.nn import Norm, _norm2d
+from gankit.nn import Norm, norm2d
+
+# the loop settings both translation families start from: pictures every 500 steps, scores and
+# checkpoints every 1000; no EMA by default (the papers' generators are used as trained)
+TRANSLATION_SCHEDULE = {"ema": False, "sample_every": 500, "eval_every": 1000, "ckpt_every": 1000}
 
 
 def channels_last(x: Tensor) -> Tensor:
@@ -58,11 +62,11 @@ class ResnetBlock(nn.Module):
         self.block = nn.Sequential(
             nn.ReflectionPad2d(1),
             Conv2d(channels, channels, 3),
-            _norm2d(norm, channels),
+            norm2d(norm, channels),
             nn.ReLU(inplace=True),
             nn.ReflectionPad2d(1),
             Conv2d(channels, channels, 3),
-            _norm2d(norm, channels),
+            norm2d(norm, channels),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -91,18 +95,18 @@ class ResnetGenerator(nn.Module):
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
             Conv2d(in_channels, ngf, 7),
-            _norm2d(norm, ngf),
+            norm2d(norm, ngf),
             nn.ReLU(inplace=True),
         ]
         ch = ngf
         for _ in range(n_down):
-            layers += [Conv2d(ch, 2 * ch, 3, stride=2, padding=1), _norm2d(norm, 2 * ch)]
+            layers += [Conv2d(ch, 2 * ch, 3, stride=2, padding=1), norm2d(norm, 2 * ch)]
             layers.append(nn.ReLU(inplace=True))
             ch *= 2
         layers += [ResnetBlock(ch, norm) for _ in range(blocks)]
         for _ in range(n_down):
             up = ConvTranspose2d(ch, ch // 2, 3, stride=2, padding=1, output_padding=1)
-            layers += [up, _norm2d(norm, ch // 2), nn.ReLU(inplace=True)]
+            layers += [up, norm2d(norm, ch // 2), nn.ReLU(inplace=True)]
             ch //= 2
         layers += [nn.ReflectionPad2d(3), Conv2d(ch, out_channels, 7), nn.Tanh()]
         self.net = nn.Sequential(*layers)
@@ -147,14 +151,14 @@ class UnetGenerator(nn.Module):
             layers: list[nn.Module] = [nn.LeakyReLU(0.2)] if i > 0 else []
             layers.append(Conv2d(prev, ch, 4, stride=2, padding=1))
             if 0 < i < n_down - 1:
-                layers.append(_norm2d(norm, ch))
+                layers.append(norm2d(norm, ch))
             self.downs.append(nn.Sequential(*layers))
             prev = ch
         self.ups = nn.ModuleList()
         for i in reversed(range(n_down)):
             n_in = chans[i] * (1 if i == n_down - 1 else 2)  # the skip doubles all but the first
             n_out = out_channels if i == 0 else chans[i - 1]
-            last = nn.Tanh() if i == 0 else _norm2d(norm, n_out)
+            last = nn.Tanh() if i == 0 else norm2d(norm, n_out)
             up = ConvTranspose2d(n_in, n_out, 4, stride=2, padding=1)
             self.ups.append(nn.Sequential(nn.ReLU(), up, last))
         self.multiple = 2**n_down
@@ -200,7 +204,7 @@ class PatchDiscriminator(nn.Module):
             out = ndf * min(2**i, 8)
             stride = 2 if i < n_layers else 1
             conv = Conv2d(ch, out, 4, stride=stride, padding=1)
-            layers += [conv, _norm2d(norm, out), nn.LeakyReLU(0.2, inplace=True)]
+            layers += [conv, norm2d(norm, out), nn.LeakyReLU(0.2, inplace=True)]
             ch = out
         layers.append(Conv2d(ch, 1, 4, stride=1, padding=1))
         self.net = nn.Sequential(*layers)
@@ -250,19 +254,19 @@ class EncoderDecoderGenerator(nn.Module):
         norm: Norm = "batch",
     ) -> None:
         super().__init__()
-        chans = [ngf * min(2**i, 8) for i in range(n_down)]
         layers: list[nn.Module] = []
+        chans = [ngf * min(2**i, 8) for i in range(n_down)]
         prev = in_channels
         for i, ch in enumerate(chans):
             layers.append(Conv2d(prev, ch, 4, stride=2, padding=1))
             if i > 0:
-                layers.append(_norm2d(norm, ch))
+                layers.append(norm2d(norm, ch))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             prev = ch
         for i in reversed(range(n_down)):
             n_out = out_channels if i == 0 else chans[i - 1]
             layers.append(ConvTranspose2d(prev, n_out, 4, stride=2, padding=1))
-            layers += [nn.Tanh()] if i == 0 else [_norm2d(norm, n_out), nn.ReLU(inplace=True)]
+            layers += [nn.Tanh()] if i == 0 else [norm2d(norm, n_out), nn.ReLU(inplace=True)]
             prev = n_out
         self.net = nn.Sequential(*layers)
         self.multiple = 2**n_down

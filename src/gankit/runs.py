@@ -1,16 +1,20 @@
-"""Run directories and config resolution: what ``gankit train/sample/eval`` share.
+"""Runs: config resolution, run directories, and :class:`Run`, a model with its data and EMA.
 
 A run directory holds ``config.yaml``, ``checkpoints/step_*.pt``, ``samples/*.png``,
-``metrics.jsonl`` and TensorBoard events under ``tb/``.
+``metrics.jsonl`` and TensorBoard events under ``tb/``. :class:`Run` is what ``gankit.train`` and
+``gankit.load`` return and what every CLI command works on.
 """
 
 import re
 import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 from gankit import checkpoint
 from gankit.config import (
@@ -22,12 +26,14 @@ from gankit.config import (
     route_overrides,
     unknown_key,
 )
-from gankit.data import data_kind
+from gankit.data import DataSource, DataSpec, data_kind, open_data
+from gankit.device import resolve_device, to_device
+from gankit.ema import EMA
 from gankit.errors import GankitError
+from gankit.evaluate import Evaluator
 from gankit.models import MODELS, GANModel
-
-if TYPE_CHECKING:
-    from gankit.data import DataSpec
+from gankit.models.base import DIRECTIONS
+from gankit.trainer import Trainer
 
 
 def model_class(name: str) -> type[GANModel]:
@@ -41,8 +47,10 @@ def resolve(
     data: str,
     yaml_values: dict[str, Any] | None = None,
     overrides: list[str] | None = None,
+    values: dict[str, Any] | None = None,
 ) -> RunConfig:
-    """Dataclass defaults < the family's defaults (for this data kind) < YAML < CLI overrides."""
+    """Dataclass defaults < the family's defaults (for this data kind) < YAML < CLI overrides
+    (``key=value`` strings) < ``values`` (Python keyword overrides, validated the same way)."""
     yaml_values = yaml_values or {}
     cls = model_class(model)
     kind = data_kind(data)
@@ -51,7 +59,8 @@ def resolve(
     train = apply(train, yaml_values.get("train") or {}, "train")
     model_cfg = apply(cls.Config(), cls.kind_defaults.get(kind, {}), "model_config")
     model_cfg = apply(model_cfg, yaml_values.get("model_config") or {}, "model_config")
-    to_train, to_model = route_overrides(parse_overrides(overrides or []), train, model_cfg)
+    pairs = parse_overrides(overrides or []) + list((values or {}).items())
+    to_train, to_model = route_overrides(pairs, train, model_cfg)
     return RunConfig(
         model, data, apply(train, to_train, "train"), apply(model_cfg, to_model, "model_config")
     )
@@ -72,9 +81,9 @@ def from_yaml_file(path: str | Path, model: str | None, data: str | None) -> Run
 
 
 def next_run_dir(root: Path, model: str, data: str) -> Path:
-    """``runs/00003-wgan-gp-8gaussians``: numbered so runs sort by creation."""
-    root.mkdir(parents=True, exist_ok=True)
-    numbers = [int(m.group(1)) for p in root.iterdir() if (m := re.match(r"(\d{5})-", p.name))]
+    """``runs/00003-wgan-gp-8gaussians``: numbered so runs sort by creation (nothing created)."""
+    names = [p.name for p in root.iterdir()] if root.is_dir() else []
+    numbers = [int(m.group(1)) for name in names if (m := re.match(r"(\d{5})-", name))]
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(data).name or data)
     return root / f"{max(numbers, default=-1) + 1:05d}-{model}-{slug}"
 
@@ -100,10 +109,6 @@ def latest_checkpoint_or_none(run_dir: Path) -> Path | None:
     return checkpoint.latest(run_dir / "checkpoints")
 
 
-# the generator of a translation run that maps each way (`gankit translate`, `gankit export`)
-DIRECTIONS = {"AtoB": "g_ab", "BtoA": "g_ba"}
-
-
 def direction_key(direction: str) -> str:
     """The generator of ``direction``, or a one-line error naming the two there are."""
     if direction not in DIRECTIONS:
@@ -119,14 +124,12 @@ class SavedRun:
     state: dict[str, Any]
     cfg: RunConfig
     cls: type[GANModel]
-    spec: "DataSpec"
+    spec: DataSpec
     step: int
 
 
 def saved_run(path: Path) -> SavedRun:
     """The checkpoint at ``path`` with its config and data spec (`gankit translate`, `export`)."""
-    from gankit.trainer import spec_from_dict
-
     state = checkpoint.load(path)
     cfg = from_dict(state["config"])
     if not state.get("spec"):
@@ -135,7 +138,7 @@ def saved_run(path: Path) -> SavedRun:
             "(gankit train --resume RUN_DIR steps=N+1) to write a checkpoint this command can read"
         )
     return SavedRun(
-        path, state, cfg, model_class(cfg.model), spec_from_dict(state["spec"]), state["step"]
+        path, state, cfg, model_class(cfg.model), DataSpec.from_dict(state["spec"]), state["step"]
     )
 
 
@@ -168,3 +171,263 @@ def load_generator(saved: SavedRun, key: str) -> tuple[nn.Module, bool]:
             f"{saved.path}: the {key} weights do not fit the model ({reason})"
         ) from None
     return net.eval(), from_ema
+
+
+class Run:
+    """A model with its data and EMA, rebuilt from a RunConfig; saved and restored as one state.
+
+    ``gankit.train`` and ``gankit.load`` return one. Attributes: ``cfg`` (the resolved
+    :class:`~gankit.config.RunConfig`), ``model``, ``data``, ``ema``, ``device``, ``step``
+    (generator steps done), ``dir`` (its run directory, or None before training) and
+    ``checkpoint`` (the file it was loaded from, or None).
+    """
+
+    def __init__(
+        self, cfg: RunConfig, device: torch.device, run_dir: str | Path | None = None
+    ) -> None:
+        self.cfg, self.device = cfg, device
+        self.dir = None if run_dir is None else Path(run_dir)
+        self.checkpoint: Path | None = None
+        torch.manual_seed(cfg.train.seed)
+        self.data: DataSource = open_data(cfg.data, cfg.train.seed, cfg.train.image_size)
+        cls = model_class(cfg.model)
+        if self.data.spec.kind not in cls.kinds:
+            raise GankitError(f"model {cfg.model} cannot train on {self.data.spec.kind} data")
+        self.model: GANModel = cls(cfg.model_config, self.data.spec).to(device)
+        self.model.setup(cfg.train.steps)
+        self.ema = EMA(self.model.generators(), cfg.train.ema_decay) if cfg.train.ema else None
+        self.evaluator = Evaluator(self.data, self.model)
+        self.step = 0
+
+    def __repr__(self) -> str:
+        return f"Run({self.cfg.model} on {self.cfg.data}, step {self.step}, dir={self.dir})"
+
+    def state_dict(self) -> dict[str, Any]:
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "step": self.step,
+            "config": self.cfg.to_dict(),
+            "spec": self.data.spec.to_dict(),  # lets `gankit translate` skip loading the data
+            "model": self.model.state_dict(),
+            "training": self.model.training_state(),
+            "ema": self.ema.state_dict() if self.ema else None,
+            "data": self.data.state_dict(),
+            "rng": rng,
+        }
+
+    def load_state_dict(self, state: dict[str, Any], *, weights_only: bool = False) -> None:
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as exc:  # weights named or shaped unlike this version's model
+            reason = " ".join(str(exc).split())[:160]
+            raise GankitError(
+                f"the checkpoint's weights do not fit the {self.cfg.model} model its config "
+                f"builds ({reason}): it was written by another gankit version; load it with that"
+            ) from None
+        if self.ema and state.get("ema"):
+            self.ema.load_state_dict(state["ema"])
+        if weights_only:
+            return
+        self.step = state["step"]
+        self.model.load_training_state(state["training"])
+        self.data.load_state_dict(state["data"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
+    @classmethod
+    def from_checkpoint(
+        cls, path: str | Path, device: str = "auto", overrides: list[str] | None = None
+    ) -> "Run":
+        """Rebuild a run from a checkpoint alone (its config is inside), weights and all.
+
+        ``overrides`` (``key=value``) may change loop settings such as ``steps``; the model's
+        own settings are fixed by the checkpoint.
+        """
+        state = checkpoint.load(path)
+        cfg = from_dict(state["config"])
+        changed = resolve(cfg.model, cfg.data, cfg.to_dict(), overrides)
+        if changed.model_config != cfg.model_config:
+            raise GankitError("a resumed run keeps its model settings: change only loop settings")
+        cfg.train = changed.train
+        device = resolve_device(device if device != "auto" else cfg.train.device)
+        path = Path(path)
+        run = cls(cfg, device, run_dir=path.parent.parent)
+        run.load_state_dict(state)
+        run.checkpoint = path
+        return run
+
+    @contextmanager
+    def averaged(self) -> Iterator[None]:
+        """Sample with EMA weights when kept; leaves every RNG untouched."""
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            if self.ema is None:
+                yield
+            else:
+                with self.ema.applied(self.model.generators()):
+                    yield
+
+    def samples(self, n: int, seed: int, **kwargs: Any) -> torch.Tensor:
+        return self._draw(self.model.sample, n, seed, **kwargs).cpu()
+
+    def preview(self, n: int, seed: int) -> tuple[torch.Tensor, int]:
+        """The training-progress picture: images and images per grid row (``model.preview``)."""
+        images, nrow = self._draw(self.model.preview, n, seed)
+        return images.cpu(), nrow
+
+    def _draw(self, fn: Any, n: int, seed: int, **kwargs: Any) -> Any:
+        """``fn(n, generator=..., **kwargs)`` in eval mode with EMA weights; a translation model
+        also gets ``inputs=(xa, xb)``, ``n`` held-out examples drawn with ``seed``."""
+        if self.model.needs_inputs and "inputs" not in kwargs:
+            kwargs["inputs"] = to_device(self.data.examples(n, seed), self.device)
+        was_training = self.model.training
+        self.model.eval()
+        with self.averaged():
+            out = fn(n, generator=torch.Generator().manual_seed(seed), **kwargs)
+        self.model.train(was_training)
+        return out
+
+    def metrics(self, n: int, inception: int = 0) -> dict[str, Any]:
+        """The scores ``gankit.evaluate`` chooses for this run, at its fixed seed (the trainer
+        logs these every ``eval_every`` steps)."""
+        return self.evaluator.evaluate(self, n, inception)
+
+    # ------------------------------------------------------------------ the Python API
+
+    def sample(
+        self,
+        n: int,
+        *,
+        seed: int = 0,
+        label: int | str | Sequence[int | str] | None = None,
+        interpolate: bool = False,
+    ) -> Tensor:
+        """``n`` samples on the CPU: points (n, 2), or images (n, C, H, W) in [-1, 1].
+
+        Args:
+            n: how many.
+            seed: the noise seed: the same seed gives the same samples.
+            label: conditional models only: a class index or name (all ``n`` of that class), a
+                list of ``n`` of those (one per sample), or None / "all" (every class in equal
+                consecutive blocks).
+            interpolate: conditional models: walk linearly between two latent points per class.
+
+        For a translation model the samples are translations A → B of ``n`` test images.
+        """
+        if n < 1:
+            raise GankitError(f"n={n}: the number of samples must be at least 1")
+        if not self.model.conditional:
+            if label is not None or interpolate:
+                raise GankitError(f"{self.cfg.model} is unconditional: label/interpolate need cgan")
+            return self.samples(n, seed)
+        return self.samples(n, seed, label=self.labels(label, n), interpolate=interpolate)
+
+    def labels(self, label: int | str | Sequence[int | str] | None, n: int) -> Any:
+        """A class index, a list of ``n`` indices, or None, from indices or class names."""
+        names = [name.lower() for name in self.data.spec.class_names]
+
+        def index(value: int | str) -> int:
+            if isinstance(value, str) and value.lstrip("-").isdigit():
+                value = int(value)
+            if isinstance(value, int):
+                return value
+            if value.lower() in names:
+                return names.index(value.lower())
+            raise GankitError(
+                f"label {value!r}: give a class index 0..{len(names) - 1}, a class name "
+                f"({', '.join(self.data.spec.class_names[:10])}...) or 'all'"
+            )
+
+        if label is None or label == "all":
+            return None
+        if isinstance(label, int | str):
+            return index(label)
+        if len(label) != n:
+            raise GankitError(f"{len(label)} labels for n={n} samples: give one per sample")
+        return torch.tensor([index(v) for v in label])
+
+    def save_samples(
+        self,
+        path: str | Path,
+        n: int = 64,
+        *,
+        seed: int = 0,
+        label: int | str | None = None,
+        interpolate: bool = False,
+    ) -> Path:
+        """Write ``n`` samples as one picture (PNG grid, or a scatter plot for 2-D data).
+
+        Conditional models with ``label`` None or "all" get one row per class (``n`` rounded
+        down to a multiple of the class count, at least one per class).
+        """
+        nrow = 10
+        if self.model.conditional and label in (None, "all"):
+            nrow = max(1, n // self.data.spec.num_classes)
+            n = nrow * self.data.spec.num_classes
+        fake = self.sample(n, seed=seed, label=label, interpolate=interpolate)
+        title = f"{self.model.title(self.cfg.model)} step {self.step} seed {seed}"
+        out = Path(path).expanduser()
+        self.data.render(fake, out, title=title, nrow=nrow)
+        return out
+
+    def translate(self, images: Tensor, *, direction: str = "AtoB") -> Tensor:
+        """Translate ``images`` (B, C, H, W) in [-1, 1] at the run's size ("AtoB": domain A's
+        channels in, B's out); returns (B, C', H, W) on the CPU, with EMA weights when kept."""
+        if direction_key(direction) and direction not in self.model.directions():
+            raise GankitError(f"this {self.cfg.model} run has no {direction} generator")
+        spec = self.data.spec
+        shape = tuple(spec.shape if direction == "AtoB" else spec.shape_b)
+        if not isinstance(images, Tensor) or tuple(images.shape[1:]) != shape:
+            got = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+            raise GankitError(
+                f"images of shape {got}: {direction} takes (B, {', '.join(map(str, shape))}) "
+                "in [-1, 1] (`gankit translate` resizes image files for you)"
+            )
+        with self.averaged():
+            parts = [
+                self.model.translate(to_device(images[i : i + 256], self.device), direction)
+                for i in range(0, len(images), 256)
+            ]
+        return torch.cat(parts).cpu()
+
+    def evaluate(self, n: int | None = None, *, inception: int = 0) -> dict[str, Any]:
+        """Score the run now: {"step", "checkpoint", "n", "notes", then the metrics}, the JSON
+        `gankit eval` prints.
+
+        Args:
+            n: samples (or test examples per side) to score; default the run's ``eval_samples``.
+            inception: also the Inception FID of this many samples (images; ~0.2 s per image on
+                2 CPU cores; needs `gankit data fetch inception`).
+
+        ``notes`` names every score this run cannot compute and the command that enables it.
+        """
+        n = self.cfg.train.eval_samples if n is None else n
+        if n < 10:
+            raise GankitError(f"n={n}: evaluate at least 10 samples")
+        if inception < 0 or inception > n:
+            raise GankitError(f"inception={inception}: give 0..{n} (at most n samples)")
+        if inception:
+            from gankit.metrics.fid import load_inception
+
+            load_inception()  # a missing network fails now, not after the other scores
+        head = {
+            "step": self.step,
+            "checkpoint": self.checkpoint.name if self.checkpoint else None,
+            "n": n,
+            "notes": self.evaluator.unavailable(),
+        }
+        return {**head, **self.metrics(n, inception)}
+
+    def resume(self, steps: int | None = None, *, progress: bool = False) -> "Run":
+        """Continue this run from the last checkpoint in its directory to ``steps`` generator
+        steps in all (default: its configured total), exactly as an uninterrupted run would;
+        returns the continued run (a new object)."""
+        if self.dir is None:
+            raise GankitError("this run has no directory: train it with gankit.train first")
+        overrides = [f"progress={str(progress).lower()}"]
+        overrides += [] if steps is None else [f"steps={steps}"]
+        run = Run.from_checkpoint(latest_checkpoint(self.dir), str(self.device), overrides)
+        Trainer(run, self.dir).fit()
+        return run

@@ -43,7 +43,7 @@ from gankit.losses import (  # noqa: E402
 )
 from gankit.nn import MLP  # noqa: E402
 
-__all__ = ["HIST_BINS", "HIST_BOUNDS", "add_theory_parser", "parallel_lines_study", "run_theory"]
+__all__ = ["HIST_BINS", "HIST_BOUNDS", "parallel_lines_study", "run_theory"]
 
 # Fixed histogram grid for the JS/TV/KL estimates. 105 columns over [-1.05, 1.05] are 0.02 wide
 # and centred on multiples of 0.02, so x = 0 sits mid-column: any |θ| > 0.01 (half a column)
@@ -423,47 +423,6 @@ def _write_plots(results: list[dict[str, Any]], out_dir: Path) -> dict[str, str]
 # --------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------
-
-THEORY_EXAMPLES = """examples:
-  gankit theory parallel-lines --out theory          # 21 values of θ, about 20 s
-  gankit theory parallel-lines --out docs/img --seed 1
-  gankit theory parallel-lines --quick --out /tmp/pl   # 7 values of θ, about 5 s
-
-writes parallel_lines.png (JS and EM against θ: closed form and from samples, the WGAN
-paper's Figure 1), parallel_lines_learned.png (a trained WGAN-GP critic and GAN discriminator:
-their estimates and the gradient of each generator objective in θ) and parallel_lines.json.
-"""
-
-
-def add_theory_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``gankit theory parallel-lines [--out DIR] [--quick] [--seed N]``.
-
-    Args:
-        subparsers: The root parser's ``add_subparsers()`` object.
-
-    Returns:
-        The ``theory`` parser.
-    """
-    fmt = argparse.RawDescriptionHelpFormatter
-    theory = subparsers.add_parser(
-        "theory",
-        help="reproduce the theory behind the models",
-        epilog=THEORY_EXAMPLES,
-        formatter_class=fmt,
-    )
-    actions = theory.add_subparsers(dest="theory_action", required=True, metavar="ACTION")
-    lines = actions.add_parser(
-        "parallel-lines",
-        epilog=THEORY_EXAMPLES,
-        formatter_class=fmt,
-        help="JS vs EM between two parallel segments (WGAN paper, Figure 1), learned too",
-    )
-    lines.add_argument("--out", default="theory", help="folder for the PNGs and JSON (theory/)")
-    lines.add_argument(
-        "--quick", action="store_true", help="7 values of θ, 500 samples, 400 steps (for tests)"
-    )
-    lines.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
-    return theory
 
 
 def _summary(study: dict[str, Any]) -> str:

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from gankit.data.images import _GREY_MODES, IMAGE_SUFFIXES, _to_8bit, _unreadable, to_float
+from gankit.data.images import GREY_MODES, IMAGE_SUFFIXES, to_8bit, to_float, unreadable
 from gankit.errors import GankitError
 
 BATCH = 64
@@ -88,10 +88,10 @@ def read_image(path: Path) -> Image.Image:
     try:
         with Image.open(path) as im:
             im.load()
-            grey = im.mode in _GREY_MODES
-            return _to_8bit(im).convert("L" if grey else "RGB")
+            grey = im.mode in GREY_MODES
+            return to_8bit(im).convert("L" if grey else "RGB")
     except Exception as err:  # Pillow plugins raise many types on malformed files
-        raise _unreadable(path, err) from None
+        raise unreadable(path, err) from None
 
 
 def _to_tensor(im: Image.Image, channels: int, size: tuple[int, int]) -> torch.Tensor:

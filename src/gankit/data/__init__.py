@@ -6,7 +6,6 @@ captures the random state so a resumed run sees exactly the batches an uninterru
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -14,68 +13,31 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gankit.data.base import DataSource, DataSpec
 from gankit.data.images import DATASETS as IMAGE_DATASETS
-from gankit.data.images import ImageDataset, load_image_dataset, to_float, to_uint8
+from gankit.data.images import ImageDataset, load_image_dataset, to_float
+from gankit.data.pairs import BUILDERS, build
 from gankit.data.toy import TOY, ToyDistribution, parallel_line
+from gankit.data.unpaired import (
+    DEFAULT_SIZE,
+    UnpairedPointsSource,
+    UnpairedSource,
+    is_unpaired_folder,
+    load_unpaired_folder,
+)
 from gankit.errors import GankitError
 
-
-@dataclass(frozen=True)
-class DataSpec:
-    """What a model needs to know about its data.
-
-    kind: "points" (B, D) or "images" (B, C, H, W) in [-1, 1]; "unpaired" (two image domains,
-        batches (xa, xb)) or "unpaired-points" (two 2-D domains), see ``gankit.data.unpaired``.
-    shape: one sample's shape (domain A's for the unpaired kinds).
-    num_classes: > 0 when batches carry labels y (B,) int64 (unpaired: content classes that the
-        test splits are labelled with, for evaluation only).
-    shape_b: domain B's sample shape for the unpaired kinds, else ().
-    """
-
-    name: str
-    kind: str
-    shape: tuple[int, ...]
-    num_classes: int = 0
-    class_names: list[str] = field(default_factory=list)
-    shape_b: tuple[int, ...] = ()
-
-
-class DataSource:
-    """Base class: an endless stream of batches with a saveable random state."""
-
-    spec: DataSpec
-    preview_n: int  # samples in each picture written during training
-
-    def __init__(self, seed: int) -> None:
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def batch(self, n: int) -> Tensor | tuple[Tensor, ...]:
-        raise NotImplementedError
-
-    def reference(self, n: int, seed: int) -> Tensor:
-        """``n`` real samples drawn with their own seed (for metrics; training order untouched)."""
-        raise NotImplementedError
-
-    def render(self, fake: Tensor, path: Path, title: str = "", nrow: int = 10) -> None:
-        """Write a picture of generated samples to ``path`` (PNG); ``nrow`` images per grid row."""
-        raise NotImplementedError
-
-    def evaluate(self, fake: Tensor, seed: int, labels: Tensor | None = None) -> dict[str, float]:
-        """Data-side metrics of generated samples; ``seed`` fixes the real reference sample.
-
-        ``labels`` (N,) are the classes a conditional model was asked for.
-        """
-        return {}
-
-    def inception_scores(self, fake: Tensor, seed: int) -> dict[str, Any]:
-        """Inception FID of ``fake`` beside its real-vs-real floor (image data only)."""
-        raise GankitError(f"Inception FID needs images; {self.spec.name} is {self.spec.kind}")
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.set_state(state["generator"])
+__all__ = [
+    "DATASETS",
+    "DataSource",
+    "DataSpec",
+    "ImageSource",
+    "ToySource",
+    "UnpairedPointsSource",
+    "UnpairedSource",
+    "data_kind",
+    "open_data",
+]
 
 
 class ToySource(DataSource):
@@ -102,11 +64,6 @@ class ToySource(DataSource):
             fake, path, real=self.reference(len(fake), 1), modes=self.dist.modes, title=title
         )
 
-    def evaluate(self, fake: Tensor, seed: int, labels: Tensor | None = None) -> dict[str, float]:
-        from gankit.metrics.toy import toy_metrics
-
-        return toy_metrics(fake, self.reference(len(fake), seed), self.dist.modes, self.dist.std)
-
 
 def toy_distribution(name: str) -> ToyDistribution:
     """A toy distribution by name; ``parallel-lines:θ`` selects P_θ (default θ = 0)."""
@@ -123,7 +80,7 @@ def toy_distribution(name: str) -> ToyDistribution:
     return TOY[base]()
 
 
-UNPAIRED_DATASETS = ("digits2colour", "edges2shoes-mini", "sneakers2boots")  # gankit.data.unpaired
+UNPAIRED_DATASETS = tuple(sorted(BUILDERS))  # gankit.data.pairs
 UNPAIRED_POINTS = ("discogan-toy",)
 
 
@@ -165,8 +122,6 @@ class ImageSource(DataSource):
         )
         self.order = torch.randperm(len(train), generator=self.generator)
         self.pos = 0
-        self.classifier = None  # (model, metadata) of the dataset's evaluation classifier
-        self.test_features = None  # its features of the test split, computed once
 
     @property
     def test(self) -> ImageDataset | None:
@@ -197,59 +152,6 @@ class ImageSource(DataSource):
 
         save_grid(fake, path, nrow=nrow)
 
-    def evaluate(self, fake: Tensor, seed: int, labels: Tensor | None = None) -> dict[str, Any]:
-        """Classifier-feature FID/KID beside their real-vs-real floors (see
-        ``gankit.metrics.images``) and, given ``labels``, the conditional accuracy: the share of
-        samples the dataset's classifier puts in the requested class. Needs `gankit train
-        classifier --data NAME`; without a classifier there is nothing to score with."""
-        from gankit.metrics.classifier import classifier_features, predict
-        from gankit.metrics.images import classifier_scores
-
-        clf = self.evaluation_classifier()
-        if clf is None or self.test is None or len(self.test) < 20:  # two halves of >= 10
-            return {}
-        model, meta = clf
-        fake_u8 = to_uint8(fake)
-        out: dict[str, Any] = {}
-        if labels is not None:
-            predicted = torch.as_tensor(predict(model, fake_u8))
-            out["eval/cond_accuracy"] = float((predicted == labels.cpu()).float().mean())
-        if self.test_features is None:  # the test split's features are the same at every eval
-            self.test_features = classifier_features(model, self.test.images)
-        scores = classifier_scores(
-            classifier_features(model, fake_u8),
-            None if labels is None else labels.cpu().numpy(),
-            self.test_features,
-            self.test.labels.numpy(),
-            self.spec.class_names,
-            seed,
-        )
-        scores["protocol"].update(
-            feature_network="gankit SmallCNN classifier, 256-d penultimate features",
-            classifier=meta.get("path", ""),
-            classifier_sha256=meta["sha256"],
-            classifier_test_accuracy=meta.get("test_accuracy"),
-        )
-        return {**out, **scores}
-
-    def inception_scores(self, fake: Tensor, seed: int) -> dict[str, Any]:
-        from gankit.metrics.images import inception_scores
-
-        if self.test is None or len(self.test) < 20:
-            raise GankitError(f"{self.spec.name} has too few test images for a FID floor")
-        return inception_scores(to_uint8(fake), self.test.images, len(fake), seed, self.spec.name)
-
-    def evaluation_classifier(self) -> tuple[Any, dict] | None:
-        """The dataset's cached classifier, read and checksummed once per source."""
-        from gankit.metrics.classifier import cached_classifier, classifier_path
-
-        if self.classifier is None:
-            c, h = self.spec.shape[0], self.spec.shape[1]
-            self.classifier = cached_classifier(self.spec.name, c, h)
-            if self.classifier is not None:
-                self.classifier[1]["path"] = str(classifier_path(self.spec.name, c, h))
-        return self.classifier
-
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "order": self.order, "pos": self.pos}
 
@@ -261,8 +163,6 @@ class ImageSource(DataSource):
 def data_kind(name: str) -> str:
     """ "points" for the toy sets, "unpaired"/"unpaired-points" for two-domain sets (built-in, or
     a folder with trainA/trainB), "images" otherwise, without loading anything."""
-    from gankit.data.unpaired import is_unpaired_folder
-
     if name in UNPAIRED_POINTS:
         return "unpaired-points"
     if name in UNPAIRED_DATASETS or is_unpaired_folder(name):
@@ -275,10 +175,12 @@ def open_data(name: str, seed: int = 0, image_size: int = 0) -> DataSource:
     trainA/trainB folder, see ``gankit.data.unpaired``) or a class-folder path."""
     if name.partition(":")[0] in TOY:
         return ToySource(toy_distribution(name), seed)
-    if data_kind(name).startswith("unpaired"):
-        from gankit.data.unpaired import open_unpaired
-
-        return open_unpaired(name, seed, image_size)
+    if name in UNPAIRED_POINTS:
+        return UnpairedPointsSource(seed)
+    if name in BUILDERS:
+        return UnpairedSource(build(name, image_size), seed)
+    if is_unpaired_folder(name):
+        return UnpairedSource(load_unpaired_folder(name, image_size or DEFAULT_SIZE), seed)
     if name in IMAGE_DATASETS or Path(name).is_dir():
         size = image_size or None
         train = load_image_dataset(name, "train", size=size)

@@ -34,6 +34,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 from torch import nn
 
+from gankit.cache import cache_dir
 from gankit.checkpoint import write_atomic
 from gankit.config import option
 from gankit.errors import GankitError
@@ -384,10 +385,8 @@ def load_classifier(
 
 def classifier_path(dataset: str, channels: int, size: int) -> Path:
     """Where the evaluation classifier of ``dataset`` at this image shape is cached."""
-    from gankit.data.images import cache_dir
-
     slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in Path(dataset).name or dataset)
-    return cache_dir().parent / "classifiers" / f"{slug}-{channels}x{size}.safetensors"
+    return cache_dir("classifiers") / f"{slug}-{channels}x{size}.safetensors"
 
 
 def cached_classifier(dataset: str, channels: int, size: int) -> tuple[SmallCNN, dict] | None:

@@ -42,6 +42,7 @@ from safetensors import SafetensorError
 from safetensors.numpy import load_file
 from safetensors.numpy import save as st_save
 
+from gankit.cache import cache_dir
 from gankit.checkpoint import write_atomic
 from gankit.errors import GankitError
 
@@ -182,12 +183,6 @@ def kid(
 # --------------------------------------------------------------------------- stats cache
 
 
-def cache_dir() -> Path:
-    """gankit's cache root: ``$GANKIT_CACHE`` or ``~/.cache/gankit``."""
-    env = os.environ.get("GANKIT_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "gankit"
-
-
 @dataclass(frozen=True)
 class StatsProtocol:
     """Everything that changes reference statistics; its hash is the cache key."""
@@ -209,11 +204,11 @@ class FeatureStatsCache:
     """(μ, Σ) of real data stored as ``<root>/<protocol key>.safetensors`` (float64).
 
     Args:
-        root: Directory; defaults to ``cache_dir() / "fid_stats"``.
+        root: Directory; defaults to the cache's ``fid_stats/``.
     """
 
     def __init__(self, root: str | os.PathLike | None = None) -> None:
-        self.root = Path(root) if root is not None else cache_dir() / "fid_stats"
+        self.root = Path(root) if root is not None else cache_dir("fid_stats")
 
     def path(self, protocol: StatsProtocol) -> Path:
         """File that holds (or would hold) the stats for ``protocol``."""
@@ -259,8 +254,8 @@ class FeatureStatsCache:
 
 
 def inception_path() -> Path:
-    """Where :func:`fetch_inception` puts the network: ``cache_dir()/weights/...``."""
-    return cache_dir() / "weights" / INCEPTION_FILE
+    """Where :func:`fetch_inception` puts the network: the cache's ``weights/``."""
+    return cache_dir("weights") / INCEPTION_FILE
 
 
 def _sha256_file(path: Path) -> str:

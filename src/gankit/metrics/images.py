@@ -11,8 +11,13 @@ reference, half F gives the *floor*, the score of real images (F) against R with
 sample count. FID is biased upward at small N, so a score means something only next to its
 floor: a model matching the data perfectly would score about the floor, not 0.
 Every result carries a ``protocol`` dict: counts, split, feature network and its checksum, seed.
+A FID whose real side has fewer images than the network has feature dimensions (256 classifier
+features, 2048 Inception) estimates a covariance it cannot pin down: the protocol then lists a
+``warnings`` entry saying so (also issued once as a Python warning), and KID, which is unbiased at
+any sample count, is the score to read.
 """
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +46,24 @@ def split_halves(n_test: int, n: int, seed: int) -> RealHalves:
     m = min(n, n_test // 2)
     perm = torch.randperm(n_test, generator=torch.Generator().manual_seed(seed))
     return RealHalves(perm[:m], perm[n_test // 2 : n_test // 2 + m], seed)
+
+
+def warn_thin_fid(protocol: dict[str, Any], score: str, n_real: int, dim: int, read: str) -> None:
+    """Note in ``protocol["warnings"]`` (and warn) when a FID rests on fewer real images than
+    feature dimensions: its d × d real covariance then has rank < d, the score depends mostly on
+    the sample size and can differ more between seeds than between models.
+
+    Python's default filter shows a warning once per message and place, so a run whose
+    evaluations all use the same counts warns once.
+    """
+    if n_real >= dim:
+        return
+    message = (
+        f"{score} is unreliable with {n_real} real images against {dim} features "
+        f"(it needs at least {dim}): {read}"
+    )
+    protocol.setdefault("warnings", []).append(message)
+    warnings.warn(message, stacklevel=3)
 
 
 def fid_kid(
@@ -119,6 +142,15 @@ def classifier_scores(
         "kid": f"{KID_SUBSETS} subsets of min({KID_SUBSET_SIZE}, n), cubic kernel",
         "per_class": f"fakes by requested label, reals by true label, >= {MIN_PER_CLASS} each",
     }
+    dim = test_features.shape[1]
+    read = f"read eval/ckid, or evaluate with n >= {dim} (a test split of >= {2 * dim} images)"
+    warn_thin_fid(out["protocol"], "eval/cfid", m, dim, read)
+    if fake_labels is not None and per:  # a class's FID uses as many reals as it has fakes
+        fake_y = fake_labels[:m]
+        counts = [min((fake_y == k).sum(), (ref_y == k).sum()) for k in range(len(class_names))]
+        smallest = int(min(c for c, name in zip(counts, class_names, strict=True) if name in per))
+        read = "compare each class only with its floor eval/cfid_floor_class/<name>"
+        warn_thin_fid(out["protocol"], "eval/cfid_class", smallest, dim, read)
     return out
 
 
@@ -131,6 +163,7 @@ def inception_scores(
     only the fakes cost ~0.17 s per image on 2 CPU cores after the first call.
     """
     from gankit.metrics.fid import (
+        INCEPTION_DIM,
         INCEPTION_ID,
         INCEPTION_SHA256,
         PREPROCESSING,
@@ -159,6 +192,9 @@ def inception_scores(
         "preprocessing": PREPROCESSING,
         "split_seed": seed,
     }
+    read = f"read eval/ckid, or use --inception >= {INCEPTION_DIM} (a test split of >= "
+    read += f"{2 * INCEPTION_DIM} images)"
+    warn_thin_fid(protocol, "eval/fid_inception", m, INCEPTION_DIM, read)
     return {
         "eval/fid_inception": frechet_distance(*fake, *ref),
         "eval/fid_inception_floor": frechet_distance(*flo, *ref),

@@ -13,20 +13,31 @@ import torch
 from torch import Tensor, nn
 
 from gankit.data import DataSpec
+from gankit.errors import GankitError
 from gankit.lipschitz import lipschitz_report
 from gankit.losses import gradient_norm, interpolate
+from gankit.nn_translation import require_inputs
 
 Batch = Tensor | tuple[Tensor, ...]
+
+# the generator key that maps each way, for translation families (code names → paper: g_ab = G,
+# g_ba = F); `gankit translate/export --direction` and the translation metrics read it
+DIRECTIONS = {"AtoB": "g_ab", "BtoA": "g_ba"}
 
 
 class GANModel(nn.Module):
     """Base class of the families in ``gankit.models``.
 
+    Everything the trainer, evaluation, the API and the CLI call on a model is declared here.
     Subclasses set ``Config`` (a dataclass with a ``tiny()`` classmethod), optionally
     ``train_defaults`` (TrainConfig values that suit the family, e.g. steps, batch size, EMA) and
     ``kind_defaults`` (config values that suit one data kind), ``kinds`` (the data kinds it
-    accepts), and implement ``configure_optimizers``, ``train_step``,
-    ``generators`` and ``sample``.
+    accepts), and implement ``configure_optimizers``, ``train_step``, ``generators`` and
+    ``sample``. The capabilities evaluation chooses metrics by:
+
+    * ``conditional``: ``sample(label=...)`` and :meth:`labels_for` (class-conditional scores);
+    * ``needs_inputs``: a translator; :meth:`translate` and :meth:`directions` (translation
+      scores instead of sample scores).
     """
 
     Config: ClassVar[type]
@@ -91,8 +102,15 @@ class GANModel(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, *, generator: torch.Generator, **kwargs: Any) -> Tensor:
-        """``n`` samples; noise drawn on the CPU from ``generator`` so every device agrees."""
-        raise NotImplementedError
+        """``n`` samples; noise drawn on the CPU from ``generator`` so every device agrees.
+
+        Translators (``needs_inputs``) by default return G(a), A → B, of the first ``n`` of
+        ``inputs`` = (xa, xb) (fewer when fewer are given).
+        """
+        if not self.needs_inputs:
+            raise NotImplementedError
+        xa, _ = require_inputs(kwargs.get("inputs"), n, type(self).__name__.lower())
+        return self.translate(xa, "AtoB")
 
     @torch.no_grad()
     def preview(self, n: int, *, generator: torch.Generator, **kwargs: Any) -> tuple[Tensor, int]:
@@ -102,6 +120,23 @@ class GANModel(nn.Module):
         translations and reconstructions instead.
         """
         return self.sample(n, generator=generator, **kwargs), 10
+
+    def labels_for(self, n: int, label: int | None) -> Tensor:
+        """Conditional families: y (n,) int64 for ``n`` samples of ``label`` (None: every class
+        in equal consecutive blocks, one grid row each)."""
+        raise GankitError(f"{type(self).__name__} is unconditional: it takes no label")
+
+    def translate(self, x: Tensor, direction: str = "AtoB") -> Tensor:
+        """Translation families: x (B, C_a, H, W) in [-1, 1] → its translation, in eval mode."""
+        raise GankitError(f"{type(self).__name__} does not translate: it samples from noise")
+
+    def directions(self) -> dict[str, str]:
+        """The directions this model translates, each with its generator's key in
+        :meth:`generators` (e.g. {"AtoB": "g_ab", "BtoA": "g_ba"}); none for samplers."""
+        if not self.needs_inputs:
+            return {}
+        nets = self.generators()
+        return {d: key for d, key in DIRECTIONS.items() if key in nets}
 
     def diagnostics(self, real: Tensor, fake: Tensor, generator: torch.Generator) -> dict:
         """Extra evaluation numbers (e.g. the critic's gradient norms); none by default."""

@@ -206,11 +206,16 @@ class CGAN(GANModel):
     def generators(self) -> dict[str, nn.Module]:
         return {"generator": self.generator}
 
-    def labels_for(self, n: int, label: int | None) -> Tensor:
-        """y for ``n`` samples: all ``label``, or classes in blocks of n / K (one row each)."""
+    def labels_for(self, n: int, label: int | Tensor | None) -> Tensor:
+        """y for ``n`` samples: all ``label``, ``label`` itself when it holds one class per
+        sample, or classes in blocks of n / K (one row each)."""
         k = self.spec.num_classes
         if label is None:
             return torch.arange(n) * k // n
+        if isinstance(label, Tensor):
+            if label.shape != (n,) or bool(((label < 0) | (label >= k)).any()):
+                raise GankitError(f"labels must be {n} class indices in 0..{k - 1}")
+            return label.long()
         if not 0 <= label < k:
             raise GankitError(f"label {label} is out of range: this model has classes 0..{k - 1}")
         return torch.full((n,), label)

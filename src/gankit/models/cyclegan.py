@@ -10,15 +10,14 @@ with least-squares adversarial terms (G minimises E[(D_B(G(a)) − 1)²], D_B mi
 instance norm, a history pool of 50 generated images per discriminator and Adam(2e-4, β₁ = 0.5)
 with the learning rate constant for the first half of training and linearly decayed to 0 after.
 
-When B holds detail A cannot (a photo background behind a colour digit, none behind a grey one),
-the b → F → G cycle can only be met by F hiding that detail in its output, at the cost of the
-content it should keep; ``cycle_weight_b`` (the paper code's lambda_B) weights that cycle alone,
-and 0 drops it. F then learns to read only G's pictures, through F(G(a)) ≈ a;
-``feature_align`` adds a discriminator on F's bottleneck features so that F encodes real b as it
-encodes G(a) (CyCADA's feature-level GAN loss, Hoffman et al., arXiv:1711.03213).
-
 The defaults suit 32×32 images on a CPU (ngf = 16, ndf = 32, 4 residual blocks, 2-layer PatchGAN,
 3000 steps of batch 4); the paper's 256-pixel model is ``ngf=64 ndf=64 blocks=9 n_layers=3``.
+
+The study's extensions, each off by default, have a section of their own at the end of the file
+(:class:`CycleExtensions`): the b → F → G cycle weighted apart (``cycle_weight_b``), noise and
+random colours on the way back (``cycle_noise``, ``cycle_jitter``), a discriminator on F's
+bottleneck (``feature_align``, CyCADA's feature-level loss) and fewer generator halvings
+(``n_down``). With all of them off, the model is the paper's.
 """
 
 import warnings
@@ -36,6 +35,7 @@ from gankit.errors import GankitError
 from gankit.models.base import Batch, GANModel, frozen
 from gankit.nn import init_weights
 from gankit.nn_translation import (
+    TRANSLATION_SCHEDULE,
     FeatureDiscriminator,
     ImagePool,
     PatchDiscriminator,
@@ -59,6 +59,7 @@ class CycleGANConfig:
     blocks: int = option(
         0, "residual blocks (0: by image size: 4 below 64 px, 6 below 256 px, 9 from 256)", min=0
     )
+    # extension (see CycleExtensions at the end of this file): fewer halvings than the paper
     n_down: int = option(
         0, "generator halvings (0: resnet 2 as in the paper; unet down to 1x1, at most 8)", min=0
     )
@@ -69,27 +70,25 @@ class CycleGANConfig:
     )
     norm: Literal["instance", "batch", "none"] = option("instance", "normalisation layers")
     cycle_weight: float = option(10.0, "λ: weight of each cycle-consistency L1 term", min=0.0)
-    # digits2colour, 5000 steps with EMA: B → A label preservation 79.6% with 0, 55.4% with 10
+    # extension (see CycleExtensions): the b → F → G cycle weighted apart
     cycle_weight_b: float | None = option(
         None,
         "λ of the b → F → G cycle alone (none: cycle_weight; 0 when B holds detail A cannot)",
         min=0.0,
     )
-    # the paper adds it for painting ↔ photo only; it holds back shape changes (sneakers2boots,
-    # 3000 steps, 2 threads: boot → sneaker domain success 85.0% with 0.5, 99.6% without)
+    # the paper adds it for painting ↔ photo only: it holds back the shape changes other
+    # translations need
     identity: float = option(
         0.0,
         "identity-loss weight as a fraction of λ (paper: 0.5 for paintings; same channels)",
         min=0.0,
     )
+    # extensions (see CycleExtensions): noise and colours on the way back, F-feature alignment
     cycle_noise: float = option(
         0.0,
         "std of Gaussian noise added to a translation before it is mapped back (0: off)",
         min=0.0,
     )
-    # digits2colour, cycle_weight_b=0 ema=true n_down=1: B → A label preservation at 5000 steps
-    # 89.4% with 0, 90.2% with 1; at 20000 steps 91.8% with 0, 94.6% with 1 (seed 0); with 1 at
-    # 30000 steps 95.35% on all 2000 test pairs (README)
     cycle_jitter: float = option(
         0.0,
         "strength in [0, 1] of random colour changes (gain, inversion, shift, channel order) of "
@@ -97,8 +96,6 @@ class CycleGANConfig:
         min=0.0,
         max=1.0,
     )
-    # digits2colour, 5000 steps, cycle_weight_b=0, EMA: B → A label preservation 79.6% with 0,
-    # 80.0% with 0.3, 81.4% with 1, 83.2% with 3
     feature_align: float = option(
         0.0,
         "weight of a discriminator on F's bottleneck that makes its features of real b look like "
@@ -128,7 +125,12 @@ def default_patch_layers(side: int) -> int:
 
 
 def build_generator(cfg: CycleGANConfig, c_in: int, c_out: int, side: int) -> nn.Module:
-    """ResNet or U-Net generator (B, c_in, H, W) → (B, c_out, H, W), depth scaled to ``side``."""
+    """ResNet or U-Net generator (B, c_in, H, W) → (B, c_out, H, W), depth scaled to ``side``.
+
+    The halvings are the paper's (2 for the ResNet, down to 1×1 for the U-Net) unless the
+    ``n_down`` extension sets them: fewer keep the residual blocks at a finer scale, so F keeps
+    the strokes it sees instead of redrawing them from a coarse summary (this study's choice).
+    """
     if cfg.arch == "unet":
         n_down = cfg.n_down or min(8, max(1, side.bit_length() - 1))
         return UnetGenerator(c_in, c_out, ngf=cfg.ngf, n_down=n_down, norm=cfg.norm)
@@ -141,19 +143,10 @@ class CycleGAN(GANModel):
     """Generators g_ab, g_ba and PatchGAN discriminators d_a, d_b on unpaired (xa, xb) batches."""
 
     Config = CycleGANConfig
-    # batch 4 keeps many updates per second while instance norm needs no batch. On 32×32
-    # digits2colour, ngf 16 (3.7 GFLOP/step) runs 0.15 s/step on 2 threads against ngf 32's 0.28
-    # (10.8 GFLOP): steps this small are bound by per-operation overhead, so 3000 steps fit the
-    # 15-minute CPU budget, and keep A→B label preservation at 96.8% (ngf 32, 5000 steps: 97.0%)
-    train_defaults = {
-        "steps": 3000,
-        "batch_size": 4,
-        "ema": False,
-        "sample_every": 500,
-        "eval_every": 1000,
-        "ckpt_every": 1000,
-        "eval_samples": 500,
-    }
+    # batch 4 keeps many updates per second, and instance norm needs no batch; steps this small
+    # are bound by per-operation overhead more than by arithmetic, so the narrow ngf 16 costs
+    # little quality and lets 3000 steps fit a 15-minute CPU budget
+    train_defaults = {**TRANSLATION_SCHEDULE, "steps": 3000, "batch_size": 4, "eval_samples": 500}
     kinds = ("unpaired",)
     needs_inputs = True
 
@@ -168,13 +161,9 @@ class CycleGAN(GANModel):
         n_layers = cfg.n_layers or default_patch_layers(side)
         self.d_a = PatchDiscriminator(c_a, ndf=cfg.ndf, n_layers=n_layers, norm=cfg.norm)
         self.d_b = PatchDiscriminator(c_b, ndf=cfg.ndf, n_layers=n_layers, norm=cfg.norm)
-        if cfg.feature_align > 0:
-            if not isinstance(self.g_ba, ResnetGenerator):
-                raise GankitError(
-                    "feature_align reads F's bottleneck, which only arch=resnet has: set "
-                    "arch=resnet or feature_align=0"
-                )
-            self.d_feat = FeatureDiscriminator(self.g_ba.bottleneck_channels)
+        self.ext = CycleExtensions.from_config(cfg, self.g_ba)  # all off: the paper's model
+        if self.ext.align is not None:  # a submodule of its own name: checkpoints hold d_feat.*
+            self.d_feat = self.ext.align.discriminator
         init_weights(self)
         self.to(memory_format=torch.channels_last)  # faster convolutions: see channels_last
         self.channels = c_a, c_b
@@ -201,81 +190,63 @@ class CycleGAN(GANModel):
         return {"g": adam(self.g_ab, self.g_ba), "d": adam(*self.discriminators())}
 
     def discriminators(self) -> list[nn.Module]:
-        """D_A, D_B and, with ``feature_align``, the discriminator on F's features."""
-        return [self.d_a, self.d_b, *([self.d_feat] if self.cfg.feature_align > 0 else [])]
+        """D_A, D_B, then those the extensions add (D_feat), in the "d" optimiser's order."""
+        return [self.d_a, self.d_b, *self.ext.discriminators()]
 
     def translation_terms(
-        self,
-        real: Tensor,
-        g: nn.Module,
-        f: nn.Module,
-        d: nn.Module,
-        cycle_grad: bool = True,
-        features: bool = False,
+        self, real: Tensor, g: nn.Module, f: nn.Module, d: nn.Module, cycle_grad: bool = True
     ) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor] | None]:
-        """fake = g(real) and its terms: adversarial E[(d(fake) − 1)²], cycle E‖f(fake) − real‖₁;
-        with ``features`` (ResNet generators), also the bottleneck features of g(real) and of
-        f(fake), else None.
+        """fake = g(real) and its generator terms: adversarial E[(d(fake) − 1)²] and cycle
+        E‖f(fake) − real‖₁ (the extensions may perturb fake on its way back through f).
 
-        ``cycle_grad=False`` (a cycle weighted 0) computes the cycle for the logs only, without
-        the graph through f (13% of a step's time on digits2colour with the defaults).
+        Args:
+            real: (B, C_in, H, W) in [-1, 1]; g, f: the generators out of its domain and back;
+                d: the discriminator of g's output domain.
+            cycle_grad: False (a cycle weighted 0) computes the cycle for the logs only,
+                without the graph through f, a sizeable share of a step.
 
-        With ``cycle_noise`` σ > 0 the cycle reads f(fake + σ·ε): a translation can then no longer
-        hide what the other domain lacks (a colour photo's background inside a grey digit) in
-        low-amplitude patterns, which otherwise costs the content it should keep (Bashkirova et
-        al., arXiv:1908.01517). With ``cycle_jitter`` s > 0 the translation's colours are changed
-        at random first (:func:`colour_jitter`): f must then read content from shapes whatever
-        their colours, as it must in real inputs that g's pictures do not cover.
+        Returns:
+            fake (B, C_out, H, W) in [-1, 1]; the adversarial and cycle terms (scalars); when
+            feature alignment is on, the bottleneck features of g(real) and of f's pass back,
+            else None.
         """
-        fake, g_features = g.forward_with_features(real) if features else (g(real), None)
-        # the paper's least-squares term is E[(D(G(a)) − 1)²], without LSGAN's ½: λ is relative
-        # to it
+        fake, g_features = self.ext.generate(g, real)
+        # the paper's term is E[(D(G(a)) − 1)²], without LSGAN's ½: λ is relative to it
         adv = 2 * losses.g_loss_lsgan(d(fake))
-        sigma = self.cfg.cycle_noise
         with torch.set_grad_enabled(cycle_grad and torch.is_grad_enabled()):
-            back_in = colour_jitter(fake, self.cfg.cycle_jitter)
-            back_in = back_in + sigma * torch.randn_like(fake) if sigma > 0 else back_in
-            if g_features is None:
-                return fake, adv, losses.recon_l1(real, f(back_in)), None
-            back, f_features = f.forward_with_features(back_in)
-            return fake, adv, losses.recon_l1(real, back), (g_features, f_features)
+            back, f_features = self.ext.generate(f, self.ext.perturb_back(fake))
+            cycle = losses.recon_l1(real, back)
+        features = None if g_features is None else (g_features, f_features)
+        return fake, adv, cycle, features
 
     def generator_backward(
         self, real_a: Tensor, real_b: Tensor
     ) -> tuple[Tensor, Tensor, dict[str, float], tuple[Tensor, Tensor] | None]:
-        """Back-propagate the adversarial + λ·cycle (+ identity, + feature alignment) terms of
-        both generators.
+        """Back-propagate both generators' terms for real_a (B, C_a, H, W), real_b (B, C_b, H, W)
+        in [-1, 1]: per direction adversarial + λ·cycle, then identity (and feature alignment).
 
-        The terms of each direction (and each identity term) share no activations with the
-        others, so each is back-propagated as soon as it is computed: the gradients add up to
-        those of the whole loss, but the activations of 2 generator passes are held at a time
-        instead of 6 (peak RSS at 128 px, batch 1: 1.46 → 1.1 GB).
-
-        With ``feature_align`` w > 0, F also minimises w·E[(D_feat(F's features of b) − 1)²]:
-        the a-cycle teaches F to read G's pictures, and this asks it to see real b the same way.
+        The terms of each direction and each identity term share no activations, so each is
+        back-propagated as soon as it is computed: the gradients are those of the whole loss,
+        with the activations of 2 generator passes held at a time instead of 6.
 
         Returns:
-            fake_a = F(b), fake_b = G(a), detached; the logs; with ``feature_align``, F's
+            fake_a = F(b) and fake_b = G(a), detached; the logs; with feature alignment, F's
             features of G(a) and of b, detached, for D_feat (else None).
         """
-        lam = self.cfg.cycle_weight
-        lam_b = lam if self.cfg.cycle_weight_b is None else self.cfg.cycle_weight_b
-        align = self.cfg.feature_align
+        lam, lam_b = self.cfg.cycle_weight, self.ext.weight_b(self.cfg.cycle_weight)
         fake_b, adv_ab, cycle_a, feats_a = self.translation_terms(
-            real_a, self.g_ab, self.g_ba, self.d_b, cycle_grad=lam > 0, features=align > 0
+            real_a, self.g_ab, self.g_ba, self.d_b, cycle_grad=lam > 0
         )
         (adv_ab + lam * cycle_a).backward()
         fake_a, adv_ba, cycle_b, feats_b = self.translation_terms(
-            real_b, self.g_ba, self.g_ab, self.d_a, cycle_grad=lam_b > 0, features=align > 0
+            real_b, self.g_ba, self.g_ab, self.d_a, cycle_grad=lam_b > 0
         )
         loss_ba = adv_ba + lam_b * cycle_b
         features, align_logs = None, {}
-        if feats_a is not None and feats_b is not None:
-            # F's features of G(a) (read in the a-cycle) play "real", those of b "fake"
-            read, seen = feats_a[1].detach(), feats_b[0]
-            term = losses.g_loss_lsgan(self.d_feat(seen))
-            loss_ba = loss_ba + align * term
-            features, align_logs = (read, seen.detach()), {"loss/align": term.item()}
+        if self.ext.align is not None:  # an extension: F's term shares F(b)'s activations
+            term, features = self.ext.align.generator_term(feats_a, feats_b)
+            loss_ba = loss_ba + self.ext.align.weight * term
+            align_logs = {"loss/align": term.item()}
         loss_ba.backward()
         logs = {
             "loss/g": adv_ab.item() + adv_ba.item(),
@@ -286,13 +257,22 @@ class CycleGAN(GANModel):
             "loss/cycle_b": cycle_b.item(),
         }
         if self.identity > 0:
-            idt = 0.0
-            for g, real in ((self.g_ab, real_b), (self.g_ba, real_a)):
-                term = losses.recon_l1(real, g(real))
-                (self.identity * lam * term).backward()
-                idt += term.item()
-            logs["loss/identity"] = idt
+            logs["loss/identity"] = self.identity_backward(real_a, real_b, lam)
         return fake_a.detach(), fake_b.detach(), {**logs, **align_logs}, features
+
+    def identity_backward(self, real_a: Tensor, real_b: Tensor, lam: float) -> float:
+        """Back-propagate λ_id·λ·(E‖G(b) − b‖₁ + E‖F(a) − a‖₁), one term at a time; their sum.
+
+        Args:
+            real_a: (B, C, H, W) and real_b: (B, C, H, W) in [-1, 1] (equal channel counts).
+            lam: λ, the cycle weight the identity weight is a fraction of.
+        """
+        idt = 0.0
+        for g, real in ((self.g_ab, real_b), (self.g_ba, real_a)):
+            term = losses.recon_l1(real, g(real))
+            (self.identity * lam * term).backward()
+            idt += term.item()
+        return idt
 
     def discriminator_loss(
         self,
@@ -302,15 +282,21 @@ class CycleGAN(GANModel):
         fake_b: Tensor,
         features: tuple[Tensor, Tensor] | None = None,
     ) -> tuple[Tensor, dict[str, float]]:
-        """LSGAN losses of d_a and d_b (the fakes pass through the history pools) and, given F's
-        ``features`` (of G(a), of b), of d_feat."""
+        """LSGAN losses ½E[(D(real) − 1)²] + ½E[D(fake)²] of d_a and d_b, the fakes drawn
+        through the history pools; given F's ``features`` (of G(a), of b), plus D_feat's.
+
+        Args:
+            real_a, fake_a: (B, C_a, H, W); real_b, fake_b: (B, C_b, H, W); in [-1, 1], the
+                fakes detached.
+            features: from :meth:`generator_backward` when feature alignment is on.
+        """
         loss_a = losses.d_loss_lsgan(self.d_a(real_a), self.d_a(self.pool_a.query(fake_a)))
         loss_b = losses.d_loss_lsgan(self.d_b(real_b), self.d_b(self.pool_b.query(fake_b)))
         logs = {"loss/d": loss_a.item() + loss_b.item(), "loss/d_a": loss_a.item()}
         logs["loss/d_b"] = loss_b.item()
         if features is None:
             return loss_a + loss_b, logs
-        loss_feat = losses.d_loss_lsgan(*map(self.d_feat, features))
+        loss_feat = self.ext.align.discriminator_loss(*features)  # an extension
         return loss_a + loss_b + loss_feat, {**logs, "loss/d_feat": loss_feat.item()}
 
     def train_step(self, batches: Iterator[Batch], step: int) -> dict[str, float]:
@@ -345,17 +331,114 @@ class CycleGAN(GANModel):
         return translate_with(self, self.g_ab, self.g_ba, x, direction)
 
     @torch.no_grad()
-    def sample(
-        self, n: int, *, generator: torch.Generator, inputs: Batch | None = None, **kwargs: Any
-    ) -> Tensor:
-        """G(a) (n, C_b, H, W) for the first ``n`` of ``inputs`` = (xa, xb) (fewer if fewer)."""
-        xa, _ = require_inputs(inputs, n, "cyclegan")
-        return self.translate(xa, "AtoB")
-
-    @torch.no_grad()
     def preview(
         self, n: int, *, generator: torch.Generator, inputs: Batch | None = None, **kwargs: Any
     ) -> tuple[Tensor, int]:
         """``n`` rows [a, G(a), F(G(a)), b, F(b), G(F(b))] of the first n inputs, 6 per row."""
         xa, xb = require_inputs(inputs, n, "cyclegan")
         return cycle_rows(self, xa, xb), 6
+
+
+# ----------------------------------------------------------------------------- extensions
+# The study's additions to the paper's loop, called through CycleGAN.ext; each is off by default.
+# (``n_down``, the fifth, only sets the generators' depth: see build_generator.)
+
+
+class FeatureAlignment:
+    """A discriminator D_feat on F's bottleneck features and its two least-squares terms
+    (``feature_align`` = w): CyCADA's feature-level GAN loss (Hoffman et al.,
+    arXiv:1711.03213), here inside the translator.
+
+    Why: the a-cycle F(G(a)) ≈ a teaches F to read G's pictures; this asks F to encode real b
+    as it encodes G(a), so that what it learnt there carries over to real inputs. D_feat takes
+    F's features of G(a) as "real" and those of b as "fake"; F minimises
+    w·½E[(D_feat(F's features of b) − 1)²]. Only the ResNet generator has a bottleneck to read.
+    """
+
+    def __init__(self, weight: float, f: nn.Module) -> None:
+        """D_feat for the features of ``f`` (F, a :class:`ResnetGenerator`), weighted ``weight``."""
+        if not isinstance(f, ResnetGenerator):
+            raise GankitError(
+                "feature_align reads F's bottleneck, which only arch=resnet has: set "
+                "arch=resnet or feature_align=0"
+            )
+        self.weight = weight
+        self.discriminator = FeatureDiscriminator(f.bottleneck_channels)
+
+    def generator_term(
+        self, feats_a: tuple[Tensor, Tensor], feats_b: tuple[Tensor, Tensor]
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """F's term ½E[(D_feat(seen) − 1)²], unweighted, and (read, seen) detached for D_feat.
+
+        Args:
+            feats_a: bottleneck features (B, C', h, w) of the a-cycle: (G's of a, F's of G(a)).
+            feats_b: those of the b-cycle: (F's of b, G's of F(b)).
+
+        Returns:
+            The term (a scalar, with F's graph); read = F's of G(a) and seen = F's of b.
+        """
+        read, seen = feats_a[1].detach(), feats_b[0]
+        term = losses.g_loss_lsgan(self.discriminator(seen))
+        return term, (read, seen.detach())
+
+    def discriminator_loss(self, read: Tensor, seen: Tensor) -> Tensor:
+        """D_feat's ½E[(D_feat(read) − 1)²] + ½E[D_feat(seen)²] on detached (B, C', h, w)."""
+        return losses.d_loss_lsgan(self.discriminator(read), self.discriminator(seen))
+
+
+@dataclass
+class CycleExtensions:
+    """The study's options of the generator step, all off by default: ``cycle_weight_b`` (None:
+    the paper's λ), ``noise`` σ and ``jitter`` strength on the way back, ``align`` (None: off).
+    """
+
+    cycle_weight_b: float | None = None
+    noise: float = 0.0
+    jitter: float = 0.0
+    align: FeatureAlignment | None = None
+
+    @classmethod
+    def from_config(cls, cfg: CycleGANConfig, f: nn.Module) -> "CycleExtensions":
+        """The extensions ``cfg`` turns on, for the generator F = ``f``."""
+        align = FeatureAlignment(cfg.feature_align, f) if cfg.feature_align > 0 else None
+        return cls(cfg.cycle_weight_b, cfg.cycle_noise, cfg.cycle_jitter, align)
+
+    def weight_b(self, lam: float) -> float:
+        """λ_B, the weight of the b → F → G cycle: ``cycle_weight_b``, else the paper's λ.
+
+        Why: when B holds detail A cannot (a photo background behind a colour digit, none
+        behind a grey one), that cycle can only be met by F hiding the detail in its output, at
+        the cost of the content it should keep; 0 drops it, and F then learns to read only G's
+        pictures, through F(G(a)) ≈ a. From the paper's code, which weights the two cycles apart
+        (lambda_A, lambda_B; Zhu et al., arXiv:1703.10593).
+        """
+        return lam if self.cycle_weight_b is None else self.cycle_weight_b
+
+    def perturb_back(self, fake: Tensor) -> Tensor:
+        """A translation as the way back reads it: colour-jittered, then noised.
+
+        ``noise`` σ > 0 adds σ·ε, ε ~ N(0, I) (Bashkirova et al., arXiv:1908.01517). Why: a
+        translation can then no longer hide what the other domain lacks (a colour photo's
+        background inside a grey digit) in low-amplitude patterns, which otherwise costs the
+        content it should keep. ``jitter`` s > 0 first changes its colours at random
+        (:func:`colour_jitter`; not from a paper: this study's colour counterpart of the noise).
+        Why: the way back must then read content from shapes whatever their colours, as it must
+        in real inputs that the translations do not cover. Both draw from the global torch RNG.
+
+        Args:
+            fake: (B, C, H, W) in [-1, 1], a translation (with its graph).
+
+        Returns:
+            (B, C, H, W), possibly outside [-1, 1]; ``fake`` itself when both are off.
+        """
+        back_in = colour_jitter(fake, self.jitter)
+        return back_in + self.noise * torch.randn_like(fake) if self.noise > 0 else back_in
+
+    def generate(self, net: nn.Module, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """net(x) (B, C_out, H, W) and, when feature alignment is on, the bottleneck features
+        (B, C', h, w) of that same pass (else None)."""
+        return net.forward_with_features(x) if self.align is not None else (net(x), None)
+
+    def discriminators(self) -> list[nn.Module]:
+        """The discriminators the extensions add: [D_feat] with feature alignment, else []."""
+        return [] if self.align is None else [self.align.discriminator]

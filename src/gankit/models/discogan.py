@@ -31,6 +31,7 @@ from gankit.errors import GankitError
 from gankit.models.base import Batch, GANModel, frozen
 from gankit.nn import MLP, ConvCritic, PointCritic, init_weights
 from gankit.nn_translation import (
+    TRANSLATION_SCHEDULE,
     EncoderDecoderGenerator,
     channels_last,
     grid_columns,
@@ -99,17 +100,9 @@ class DiscoGAN(GANModel):
     # 2 threads: 2-D toy ~5 ms/step (4000 steps in ~20 s); 32×32 images at batch 64 (the
     # paper's), ngf = ndf = 32: 22 GFLOP, 0.29 s/step on the second machine, so 4000 steps take
     # ~19 min there (sneakers2boots passes 90% domain success both ways by step 1000)
-    train_defaults = {
-        "steps": 4000,
-        "batch_size": 64,
-        "ema": False,
-        "sample_every": 500,
-        "eval_every": 1000,
-        "ckpt_every": 1000,
-        "eval_samples": 1000,
-    }
+    train_defaults = {**TRANSLATION_SCHEDULE, "steps": 4000, "batch_size": 64, "eval_samples": 1000}
     # 2-D toy: with the paper's weight 1 DiscoGAN reached 7-8 of B's 10 modes (seeds 0-4); with
-    # 10 all 10 on seeds 0-4, while gan-recon stayed at 5 even at 10 (measured, see README)
+    # 10 all 10 on seeds 0-4, while gan-recon stayed at 5 even at 10 (docs/results/discogan.md)
     kind_defaults = {"unpaired-points": {"recon_weight": 10.0}}
     kinds = ("unpaired", "unpaired-points")
     needs_inputs = True
@@ -202,14 +195,6 @@ class DiscoGAN(GANModel):
         if direction == "BtoA" and self.g_ba is None:
             raise GankitError("variant gan trains no B→A generator: use variant=discogan")
         return translate_with(self, self.g_ab, self.g_ba, x, direction)
-
-    @torch.no_grad()
-    def sample(
-        self, n: int, *, generator: torch.Generator, inputs: Batch | None = None, **kwargs: Any
-    ) -> Tensor:
-        """G_AB(a) for the first ``n`` of ``inputs`` = (xa, xb): images or (n, 2) points."""
-        xa, _ = require_inputs(inputs, n, "discogan")
-        return self.translate(xa, "AtoB")
 
     @torch.no_grad()
     def preview(

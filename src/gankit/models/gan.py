@@ -38,6 +38,9 @@ class GAN(GANModel):
 
     Config = GANConfig
     train_defaults = {"steps": 10000, "batch_size": 256, "eval_every": 1000, "ckpt_every": 1000}
+    # images: DCGAN's latent size (Radford et al., arXiv:1511.06434), as cgan uses. The 2-D
+    # default suits the 2-D toy sets; on images it would put every sample on a 2-D surface.
+    kind_defaults = {"images": {"z_dim": 100}}
 
     def __init__(self, cfg: GANConfig, spec: DataSpec) -> None:
         super().__init__(cfg, spec)

@@ -52,8 +52,13 @@ class WGANGP(WGAN):
     # 2-D data: the authors' own toy code (gan_toy.py) used λ = 0.1 and β1 = 0.5; with λ = 10 and
     # β1 = 0 some seeds drift away from the data for thousands of steps (seen on 8 Gaussians).
     # A 10× larger LR, decayed linearly to 0, reaches >= 90% high-quality samples in half the
-    # steps that 1e-4 needs (measured on 8 Gaussians, see README).
-    kind_defaults = {"points": {"gp_lambda": 0.1, "betas": (0.5, 0.9), "lr": 1e-3}}
+    # steps that 1e-4 needs (measured on 8 Gaussians, see docs/results/toy.md).
+    # Images: the paper's settings, whose learning rate is constant (lr_decay 0), and DCGAN's
+    # latent size (as gan, wgan and cgan use on images; z_dim 2 is for the 2-D toy sets).
+    kind_defaults = {
+        "points": {"gp_lambda": 0.1, "betas": (0.5, 0.9), "lr": 1e-3},
+        "images": {"z_dim": 100, "lr_decay": 0.0},
+    }
     train_defaults = {"steps": 10000, "batch_size": 256, "eval_every": 1000, "ckpt_every": 1000}
 
     def __init__(self, cfg: WGANGPConfig, spec: DataSpec) -> None:
