@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 PARTS = {
-    "datasets": "MNIST-style IDX files fetched by `gankit data fetch` (and built-in pairs)",
+    "datasets": "MNIST-style IDX files fetched by `gankit data fetch`",
     "classifiers": "evaluation classifiers trained by `gankit train classifier`",
     "fid_stats": "feature statistics of real images, keyed by their protocol",
     "weights": "network weights fetched by `gankit data fetch inception`",
