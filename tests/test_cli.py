@@ -194,3 +194,10 @@ def test_cache_command_says_where_and_what(capsys, tmp_path, monkeypatch):
     assert str(tmp_path / "c") in out and "GANKIT_CACHE" in out
     assert "classifiers/  1 entries" in out and "mnist-1x28.safetensors" in out
     assert "datasets/  0 entries" in out
+
+
+def test_unwritable_out_is_one_line_before_training(capsys, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    err = _one_line_error(capsys, ["train", "gan", "--data", "ring", "--out", str(blocker / "r")])
+    assert "cannot write the run directory" in err and "give a writable --out" in err

@@ -21,7 +21,7 @@ from gankit.runs import (
     require_run,
     resolve,
 )
-from gankit.trainer import Trainer
+from gankit.trainer import Trainer, make_run_dir
 
 
 def configure(
@@ -44,16 +44,22 @@ def configure(
     return resolve(model, str(data), None, overrides, values)
 
 
-def prepare(cfg: RunConfig, out: str | Path | None = None) -> tuple[Run, Path]:
-    """Build the run ``cfg`` describes (data opened, model built) and choose its directory:
-    everything a training does before its first step, so every input error surfaces here."""
+def prepare(
+    cfg: RunConfig, out: str | Path | None = None, *, create: bool = True
+) -> tuple[Run, Path]:
+    """Build the run ``cfg`` describes (data opened, model built) and choose its directory
+    (created unless ``create`` is False, as for a dry run): everything a training does before
+    its first step, so every input error surfaces here."""
     run_dir = Path(out).expanduser() if out else next_run_dir(Path("runs"), cfg.model, cfg.data)
     if latest_checkpoint_or_none(run_dir) is not None:
         raise GankitError(
             f"{run_dir} holds a run already: continue it (gankit train --resume {run_dir}, or "
             "gankit.load(...).resume()), or give another --out"
         )
-    return Run(cfg, resolve_device(cfg.train.device), run_dir), run_dir
+    run = Run(cfg, resolve_device(cfg.train.device), run_dir)
+    if create:  # after the data and model, so a bad input leaves no empty folder
+        make_run_dir(run_dir)
+    return run, run_dir
 
 
 def train(

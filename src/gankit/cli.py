@@ -259,7 +259,7 @@ def _train(args: argparse.Namespace) -> None:
         print(f"resuming {run_dir} from {ckpt.name} (step {run.step})", file=sys.stderr)
     else:
         cfg = api.configure(args.model, args.data, config=args.config, overrides=overrides)
-        run, run_dir = api.prepare(cfg, args.out)
+        run, run_dir = api.prepare(cfg, args.out, create=not args.dry_run)
         for note in run.evaluator.unavailable():
             print(f"gankit: note: {note}", file=sys.stderr)
         if args.dry_run:

@@ -21,7 +21,7 @@ from gankit import checkpoint
 from gankit.config import save_yaml
 from gankit.data import DataSource
 from gankit.device import to_device
-from gankit.errors import Interrupted, TrainingDiverged
+from gankit.errors import GankitError, Interrupted, TrainingDiverged
 from gankit.progress import progress_bar
 
 
@@ -48,6 +48,18 @@ def batches(data: DataSource, batch_size: int, device: torch.device) -> Iterator
         yield to_device(data.batch(batch_size), device)
 
 
+def make_run_dir(path: Path) -> None:
+    """Create ``path`` (and its parents) and prove it writable, or one line saying why not."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        (path / ".write-test").touch()
+        (path / ".write-test").unlink()
+    except OSError as exc:
+        raise GankitError(
+            f"cannot write the run directory {path} ({exc.strerror or exc}): give a writable --out"
+        ) from None
+
+
 class Trainer:
     """Runs ``cfg.train.steps`` generator steps of a run (``gankit.runs.Run``), writing everything
     into ``run_dir``."""
@@ -57,7 +69,7 @@ class Trainer:
         self.run, self.dir = run, run_dir
         run.dir = run_dir
         self.train = run.cfg.train
-        self.dir.mkdir(parents=True, exist_ok=True)
+        make_run_dir(self.dir)  # before any step: an unwritable place costs no training time
         save_yaml(run.cfg.to_dict(), self.dir / "config.yaml")
         self.writer = None
         self.last_eval: dict[str, float] = {}
