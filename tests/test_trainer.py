@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from gankit import checkpoint
+from gankit.errors import GankitError
 from gankit.runs import Run, resolve
 from gankit.trainer import Interrupted, Trainer, TrainingDiverged
 
@@ -217,3 +218,46 @@ def test_progress_off_a_terminal_is_plain_lines(tmp_path, capsys):
     quiet = _run(tmp_path, 25, ("progress=false", "log_every=1", "eval_every=100"))
     Trainer(quiet, tmp_path / "b").fit()
     assert "steps/s" not in capsys.readouterr().err
+
+
+def test_a_full_disk_keeps_the_last_checkpoint_and_the_run_resumes_exactly(tmp_path, monkeypatch):
+    """ENOSPC at the second checkpoint: one line naming the file and the free space, no temp file
+    left, the first checkpoint intact; once there is room, resuming equals an uninterrupted run."""
+    import errno
+
+    every = ("ckpt_every=5", "eval_every=100", "sample_every=100", "lr_decay=0")
+    straight = _run(tmp_path, 12, every)
+    Trainer(straight, tmp_path / "a").fit()
+
+    real_save, calls = torch.save, []
+
+    def full_disk(obj, f, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            f.write(b"half a checkpoint")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint.torch, "save", full_disk)
+    first = _run(tmp_path, 12, every)
+    with pytest.raises(GankitError) as err:
+        Trainer(first, tmp_path / "b").fit()
+    message = str(err.value)
+    assert "\n" not in message and "step_00000010.pt" in message
+    assert "No space left on device" in message and "MB free there" in message
+    ckpts = tmp_path / "b" / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["step_00000005.pt"]  # no temp file left
+    monkeypatch.setattr(checkpoint.torch, "save", real_save)
+    resumed = Run.from_checkpoint(checkpoint.latest(ckpts))
+    assert resumed.step == 5
+    Trainer(resumed, tmp_path / "b").fit()
+    a, b = _weights(straight), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed weights differ"
+
+
+def test_an_unwritable_sample_is_one_line(tmp_path, monkeypatch):
+    run = _run(tmp_path, 3, ("sample_every=2", "eval_every=100"))
+    trainer = Trainer(run, tmp_path / "s")
+    (tmp_path / "s" / "samples").write_text("a file where the folder should be")
+    with pytest.raises(GankitError, match=r"could not write .*step_00000002.png"):
+        trainer.fit()

@@ -7,6 +7,7 @@ module, so it loads after the code moves, with ``torch.load(weights_only=True)``
 
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +35,9 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as exc:  # a full disk, a read-only mount, a vanished folder
+        Path(tmp).unlink(missing_ok=True)
+        raise write_failed(path, exc) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -42,6 +46,19 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def write_failed(path: Path, exc: OSError) -> GankitError:
+    """One line for a failed write: the path, the reason, the free space left there."""
+    folder = next((p for p in (path, *path.parents) if p.is_dir()), Path("."))
+    try:
+        free = f"{shutil.disk_usage(folder).free / 1e6:,.0f} MB free there"
+    except OSError:
+        free = "free space unknown"
+    return GankitError(
+        f"could not write {path} ({exc.strerror or exc}; {free}); files written before it are "
+        "intact: make room (or fix the permissions), then resume"
+    )
 
 
 def load(path: Path) -> dict[str, Any]:

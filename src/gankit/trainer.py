@@ -77,8 +77,11 @@ class Trainer:
     def log(self, step: int, values: dict[str, Any]) -> None:
         """Append to metrics.jsonl and TensorBoard."""
         record = {"step": step, "time": round(time.time(), 3), **values}
-        with open(self.dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+        try:
+            with open(self.dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+        except OSError as exc:
+            raise checkpoint.write_failed(self.dir / "metrics.jsonl", exc) from None
         if self.writer is None:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -90,9 +93,11 @@ class Trainer:
     def save_samples(self, step: int) -> Path:
         path = self.dir / "samples" / f"step_{step:08d}.png"
         fake, nrow = self.run.preview(self.run.data.preview_n, seed=self.train.seed)
-        self.run.data.render(
-            fake, path, title=f"{self.run.model.title(self.run.cfg.model)} step {step}", nrow=nrow
-        )
+        title = f"{self.run.model.title(self.run.cfg.model)} step {step}"
+        try:
+            self.run.data.render(fake, path, title=title, nrow=nrow)
+        except OSError as exc:
+            raise checkpoint.write_failed(path, exc) from None
         if self.writer is not None:
             import numpy as np
             from PIL import Image
