@@ -15,7 +15,7 @@ from typing import Any, BinaryIO
 
 import torch
 
-from gankit.errors import GankitError
+from gankit.errors import GankitError, WriteFailed
 
 _NAME = re.compile(r"step_(\d+)\.pt$")
 
@@ -48,14 +48,14 @@ def write_atomic(path: Path, write: Callable[[BinaryIO], object]) -> None:
         os.close(dir_fd)
 
 
-def write_failed(path: Path, exc: OSError) -> GankitError:
+def write_failed(path: Path, exc: OSError) -> WriteFailed:
     """One line for a failed write: the path, the reason, the free space left there."""
     folder = next((p for p in (path, *path.parents) if p.is_dir()), Path("."))
     try:
         free = f"{shutil.disk_usage(folder).free / 1e6:,.0f} MB free there"
     except OSError:
         free = "free space unknown"
-    return GankitError(
+    return WriteFailed(
         f"could not write {path} ({exc.strerror or exc}; {free}); files written before it are "
         "intact: make room (or fix the permissions), then resume"
     )

@@ -14,3 +14,10 @@ class TrainingDiverged(GankitError):
 
 class Interrupted(GankitError):
     """Ctrl-C or SIGTERM: a checkpoint was written before exiting."""
+
+
+class WriteFailed(GankitError, OSError):
+    """A file could not be written (full disk, read-only place); what was written before stays.
+
+    Also an ``OSError``, so code that handles failed writes in general still catches it.
+    """
