@@ -97,12 +97,11 @@ class DiscoGAN(GANModel):
     """g_ab, g_ba, d_a, d_b on unpaired (xa, xb) batches; ``variant`` picks the loss terms."""
 
     Config = DiscoGANConfig
-    # 2 threads: 2-D toy ~5 ms/step (4000 steps in ~20 s); 32×32 images at batch 64 (the
-    # paper's), ngf = ndf = 32: 22 GFLOP, 0.29 s/step on the second machine, so 4000 steps take
-    # ~19 min there (sneakers2boots passes 90% domain success both ways by step 1000)
+    # the paper's batch 64 at ngf = ndf = 32 keeps a 4000-step image run within a CPU session
+    # (run times in docs/results/discogan.md)
     train_defaults = {**TRANSLATION_SCHEDULE, "steps": 4000, "batch_size": 64, "eval_samples": 1000}
-    # 2-D toy: with the paper's weight 1 DiscoGAN reached 7-8 of B's 10 modes (seeds 0-4); with
-    # 10 all 10 on seeds 0-4, while gan-recon stayed at 5 even at 10 (docs/results/discogan.md)
+    # 2-D toy: the paper's reconstruction weight 1 leaves modes of B uncovered; 10 covers them
+    # (measured over seeds in docs/results/discogan.md)
     kind_defaults = {"unpaired-points": {"recon_weight": 10.0}}
     kinds = ("unpaired", "unpaired-points")
     needs_inputs = True
