@@ -154,7 +154,7 @@ def test_inception_fetch_command_exists_and_eval_checks_the_network_first(
     from gankit.runs import Run
 
     monkeypatch.setenv("GANKIT_CACHE", str(tmp_path))
-    monkeypatch.setattr(Run, "evaluate", lambda *a, **k: pytest.fail("scored without a network"))
+    monkeypatch.setattr(Run, "metrics", lambda *a, **k: pytest.fail("scored without a network"))
     err = _one_line_error(capsys, ["eval", str(cgan_run), "--n", "12", "--inception", "10"])
     assert "gankit data fetch inception" in err
     fetched = []

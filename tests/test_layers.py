@@ -17,7 +17,6 @@ too, so an upward import cannot hide in a function body. Layers, bottom to top:
 """
 
 import ast
-import time
 from pathlib import Path
 
 import pytest
@@ -141,7 +140,5 @@ def test_import_gankit_and_help_stay_light():
         "heavy = [m for m in ('torch', 'matplotlib', 'numpy') if m in sys.modules]; "
         "print(heavy)"
     )
-    start = time.perf_counter()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]", out.stdout
-    assert time.perf_counter() - start < 30  # a sanity bound only; speed lives in benchmarks/
+    assert out.stdout.strip() == "[]", out.stdout  # how fast: `make bench-cli`

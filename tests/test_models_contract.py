@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from synthetic import stream
 
 from gankit.data import DataSpec
 from gankit.errors import GankitError
@@ -19,15 +20,7 @@ SPECS = [
 
 
 def _stream(spec: DataSpec, n: int = 16):
-    """Points alone; images as (x, y) pairs; unpaired data as (xa, xb): as the sources yield."""
-    gen = torch.Generator().manual_seed(0)
-    while True:
-        x = torch.rand((n, *spec.shape), generator=gen) * 2 - 1
-        if spec.kind.startswith("unpaired"):
-            yield x, torch.rand((n, *spec.shape_b), generator=gen) * 2 - 1
-            continue
-        y = torch.randint(max(spec.num_classes, 1), (n,), generator=gen)
-        yield x if spec.kind == "points" else (x, y)
+    return stream(spec, n)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

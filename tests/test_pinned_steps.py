@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from synthetic import stream
 
 from gankit.data import DataSpec
 from gankit.models import MODELS
@@ -71,14 +72,7 @@ def machine() -> str:
 
 
 def _stream(spec: DataSpec, n: int = 8):
-    gen = torch.Generator().manual_seed(0)
-    while True:
-        x = torch.rand((n, *spec.shape), generator=gen) * 2 - 1
-        if spec.kind.startswith("unpaired"):
-            yield x, torch.rand((n, *spec.shape_b), generator=gen) * 2 - 1
-            continue
-        y = torch.randint(max(spec.num_classes, 1), (n,), generator=gen)
-        yield x if spec.kind == "points" else (x, y)
+    return stream(spec, n)
 
 
 def run_case(family: str, kind: str, overrides: dict) -> dict:

@@ -49,7 +49,8 @@ def prepare(
 ) -> tuple[Run, Path]:
     """Build the run ``cfg`` describes (data opened, model built) and choose its directory
     (created unless ``create`` is False, as for a dry run): everything a training does before
-    its first step, so every input error surfaces here."""
+    its first step, so every input error surfaces here. Prints to stderr each score the run will
+    not be able to compute, with the command that enables it."""
     run_dir = Path(out).expanduser() if out else next_run_dir(Path("runs"), cfg.model, cfg.data)
     if latest_checkpoint_or_none(run_dir) is not None:
         raise GankitError(
@@ -59,6 +60,8 @@ def prepare(
     run = Run(cfg, resolve_device(cfg.train.device), run_dir)
     if create:  # after the data and model, so a bad input leaves no empty folder
         make_run_dir(run_dir)
+    for note in run.evaluator.unavailable():
+        print(f"gankit: note: {note}", file=sys.stderr)
     return run, run_dir
 
 
@@ -102,8 +105,6 @@ def train(
         values["steps"] = steps
     cfg = configure(model, str(data), config=config, values=values)
     run, run_dir = prepare(cfg, out)
-    for note in run.evaluator.unavailable():
-        print(f"gankit: note: {note}", file=sys.stderr)
     fit(run, run_dir)
     return run
 

@@ -260,8 +260,6 @@ def _train(args: argparse.Namespace) -> None:
     else:
         cfg = api.configure(args.model, args.data, config=args.config, overrides=overrides)
         run, run_dir = api.prepare(cfg, args.out, create=not args.dry_run)
-        for note in run.evaluator.unavailable():
-            print(f"gankit: note: {note}", file=sys.stderr)
         if args.dry_run:
             import yaml
 
@@ -303,8 +301,6 @@ def _sample(args: argparse.Namespace) -> None:
     if args.n < 1:
         raise GankitError(f"--n {args.n}: the number of samples must be at least 1")
     run = _load(args)
-    if not run.model.conditional and (args.label is not None or args.interpolate):
-        raise GankitError(f"{run.cfg.model} is unconditional: --label/--interpolate need cgan")
     out = run.save_samples(
         args.out, args.n, seed=args.seed, label=args.label, interpolate=args.interpolate
     )
@@ -328,11 +324,6 @@ def _export(args: argparse.Namespace) -> None:
 
 def _eval(args: argparse.Namespace) -> None:
     run = _load(args)
-    if args.inception:
-        from gankit.metrics.fid import load_inception
-
-        if 0 < args.inception <= (args.n or run.cfg.train.eval_samples):
-            load_inception()  # a missing network fails now, not after the other scores
     metrics = run.evaluate(args.n, inception=args.inception)
     with open(run.dir / "metrics.jsonl", "a") as f:
         f.write(json.dumps({"source": "gankit eval", **metrics}) + "\n")

@@ -375,7 +375,8 @@ class Run:
     def translate(self, images: Tensor, *, direction: str = "AtoB") -> Tensor:
         """Translate ``images`` (B, C, H, W) in [-1, 1] at the run's size ("AtoB": domain A's
         channels in, B's out); returns (B, C', H, W) on the CPU, with EMA weights when kept."""
-        if direction_key(direction) and direction not in self.model.directions():
+        direction_key(direction)  # AtoB or BtoA, else one line
+        if direction not in self.model.directions():
             raise GankitError(f"this {self.cfg.model} run has no {direction} generator")
         spec = self.data.spec
         shape = tuple(spec.shape if direction == "AtoB" else spec.shape_b)
