@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PIP := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: setup demo demo-toy test test-slow bench bench-cli docs lint format clean
+.PHONY: setup setup-all demo demo-toy test test-slow bench bench-cli soak docs lint format clean
 
 # torch goes in first, at the pinned version, so that resolving the other dependencies cannot
 # pull in a different torch build (on Linux, PyPI's default torch wheel is the multi-GB CUDA
@@ -20,6 +20,12 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# the optional extras too (gankit serve, ONNX export, the Selenium browser tests); their tests
+# skip with one line without them. The browser tests also need Chromium: on Debian,
+# apt-get install chromium chromium-driver
+setup-all: $(STAMP)
+	$(PIP) --no-build-isolation -e '.[dev,serve,onnx,browser]'
 
 # conditional GAN on MNIST: data into the cache, evaluation classifier (once), ~10 min of training
 demo: $(STAMP)
@@ -44,6 +50,11 @@ bench: $(STAMP)
 # how fast `gankit --help`, `--version` and argument errors answer (no torch import)
 bench-cli: $(STAMP)
 	$(PY) benchmarks/cli_startup.py --out benchmarks/results
+
+# crash safety: every family killed (SIGKILL, also mid-checkpoint-write) and resumed, > 100 kills
+# in all, each run's final checkpoint compared with an uninterrupted twin (docs/reliability.md)
+soak: $(STAMP)
+	$(PY) benchmarks/soak.py --out benchmarks/results/soak.json
 
 # docs/configuration.md from the config dataclasses (tests/test_config_reference.py checks it)
 docs: $(STAMP)

@@ -1,6 +1,11 @@
 """Checkpoints: atomic, pruned, pickle-free, and clear about damage (PITFALLS 1, 2)."""
 
+import os
 import pickle
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -37,7 +42,7 @@ def test_loading_never_runs_pickled_code(tmp_path, capsys):
     path = tmp_path / "step_00000001.pt"
     with open(path, "wb") as f:
         pickle.dump({"step": 1, "config": {}, "x": Evil()}, f)
-    with pytest.raises(GankitError, match="corrupt or truncated"):
+    with pytest.raises(GankitError, match="refused, since loading it would run its code"):
         checkpoint.load(path)
     assert "pwned" not in capsys.readouterr().out
 
@@ -61,3 +66,29 @@ def test_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
         checkpoint.save_atomic(_state(1), path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+# saves step 1, then step 2 with the test hook set to kill the process at its second write
+_KILLED_WRITER = """
+import sys, torch
+from pathlib import Path
+from gankit import checkpoint
+for step in (1, 2):
+    state = {"step": step, "config": {"model": "gan"}, "w": torch.full((4,), float(step))}
+    checkpoint.save(state, Path(sys.argv[1]), keep_last=3)
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="POSIX signals only")
+def test_a_kill_between_fsync_and_rename_keeps_the_previous_checkpoint(tmp_path):
+    env = {**os.environ, checkpoint.KILL_BEFORE_RENAME: "2"}
+    env["PYTHONPATH"] = str(Path(__file__).parents[1] / "src")
+    cmd = [sys.executable, "-c", _KILLED_WRITER, str(tmp_path)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    (tmp,) = tmp_path.glob(".step_00000002.pt.*.tmp")  # written and fsynced, never renamed
+    assert tmp.stat().st_size > 0
+    assert [p.name for p in checkpoint.list_checkpoints(tmp_path)] == ["step_00000001.pt"]
+    assert torch.equal(checkpoint.load(checkpoint.latest(tmp_path))["w"], torch.ones(4))
+    assert checkpoint.remove_temps(tmp_path) == [tmp]
+    assert [p.name for p in tmp_path.iterdir()] == ["step_00000001.pt"]

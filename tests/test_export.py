@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import gankit
 from gankit import export
 from gankit.cli import main
 from gankit.runs import Run, latest_checkpoint
@@ -143,3 +144,102 @@ def test_a_generator_torch_export_cannot_capture_is_one_line(capsys, cgan_run, m
     monkeypatch.setattr(torch.export, "export", refuse)
     err = _one_line_error(capsys, ["export", str(cgan_run), "--out", "never.pt2"])
     assert "could not capture the generator of cgan" in err and "data-dependent" in err
+
+
+# ------------------------------------------------------------------ safetensors and its card
+
+
+def test_safetensors_round_trip_gives_the_same_samples(cgan_run, tmp_path, capsys):
+    out = tmp_path / "g.safetensors"
+    assert main(["export", str(cgan_run), "--format", "safetensors", "--out", str(out)]) == 0
+    assert "(+ g.card.json)" in capsys.readouterr().err
+    g = gankit.load_weights(out)
+    run = Run.from_checkpoint(latest_checkpoint(cgan_run), device="cpu")
+    z = torch.randn(4, 4, generator=torch.Generator().manual_seed(2))  # what sample(seed=2) draws
+    with torch.no_grad():
+        got = g(z, torch.full((4,), 1))
+    torch.testing.assert_close(got, run.sample(4, seed=2, label="dark"), atol=0, rtol=0)
+
+
+def test_model_card_fields_and_its_snippet_runs(cyclegan_run, tmp_path, monkeypatch):
+    out = tmp_path / "ab.safetensors"
+    assert main(["export", str(cyclegan_run), "--out", str(out)]) == 0
+    card = json.loads((tmp_path / "ab.card.json").read_text())
+    assert card["gankit_version"] == gankit.__version__
+    assert (
+        card["architecture"]["family"] == "cyclegan" and card["architecture"]["generator"] == "g_ab"
+    )
+    assert card["architecture"]["model_config"]["ngf"] == 4
+    assert card["training"]["steps"] == 2 and card["weights"]["step"] == 2
+    assert card["data"]["kind"] == "unpaired" and card["data"]["shape"] == [1, 16, 16]
+    assert card["inputs"][0]["name"] == "x" and card["output"]["shape"] == ["batch", 3, 16, 16]
+    metrics = card["metrics"]  # the run's last evaluation, with how it was computed
+    assert metrics["step"] == 2 and "eval/cycle_l1_a" in metrics
+    assert metrics["protocol"]["seed"] == 12345 and metrics["protocol"]["n"] == 10
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(card["load"], scope)  # the snippet, as a user would paste it
+    assert scope["out"].shape == (8, 3, 16, 16)
+
+
+def test_failed_weights_check_writes_neither_file(capsys, cgan_run, tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "PARITY_TOLERANCE", -1.0)
+    out = tmp_path / "sub" / "g.safetensors"
+    err = _one_line_error(capsys, ["export", str(cgan_run), "--out", str(out)])
+    assert "nothing written" in err and list(out.parent.iterdir()) == []
+
+
+def test_load_weights_refuses_foreign_files(tmp_path):
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, tmp_path / "plain.safetensors")
+    with pytest.raises(gankit.GankitError, match="no gankit model card"):
+        gankit.load_weights(tmp_path / "plain.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(gankit.GankitError, match="is not a safetensors file"):
+        gankit.load_weights(tmp_path / "junk.safetensors")
+
+
+# ------------------------------------------------------------------ ONNX
+
+
+def test_onnx_matches_gankit_at_batch_1_and_7(cgan_run, tmp_path):
+    ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    out = tmp_path / "g.onnx"
+    meta, diffs = export.export_generator(latest_checkpoint(cgan_run), out, None)
+    assert set(diffs) == {1, 7} and max(diffs.values()) < 1e-5
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["z", "y"]
+    z, y = torch.randn(5, 4), torch.tensor([0, 1, 2, 2, 1])  # a batch size not checked above
+    got = torch.from_numpy(session.run(None, {"z": z.numpy(), "y": y.numpy()})[0])
+    run = Run.from_checkpoint(latest_checkpoint(cgan_run), device="cpu")
+    run.model.eval()
+    with torch.no_grad(), run.averaged():
+        torch.testing.assert_close(got, run.model.generator(z, y), atol=1e-5, rtol=0)
+    stored = session.get_modelmeta().custom_metadata_map["gankit"]
+    assert json.loads(stored)["inputs"] == meta["inputs"]
+
+
+@pytest.mark.slow
+def test_onnx_cyclegan_direction_matches_translate(cyclegan_run, tmp_path):
+    ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed")
+    out = tmp_path / "ba.onnx"
+    assert main(["export", str(cyclegan_run), "--direction", "BtoA", "--out", str(out)]) == 0
+    x = torch.rand(3, 3, 16, 16) * 2 - 1
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    got = torch.from_numpy(session.run(None, {"x": x.numpy()})[0])
+    translator = load_translator(latest_checkpoint(cyclegan_run), "BtoA", torch.device("cpu"))
+    with torch.no_grad():
+        torch.testing.assert_close(got, translator.net(x), atol=1e-5, rtol=0)
+
+
+def test_onnx_without_the_extra_names_it(capsys, cgan_run, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` now fails
+    out = tmp_path / "g.onnx"
+    err = _one_line_error(capsys, ["export", str(cgan_run), "--out", str(out)])
+    assert "pip install 'gankit[onnx]'" in err and not out.exists()
+
+
+def test_format_and_suffix_must_agree(capsys, cgan_run, tmp_path):
+    argv = ["export", str(cgan_run), "--format", "onnx", "--out", str(tmp_path / "g.pt2")]
+    assert "give a .onnx file name for --format onnx" in _one_line_error(capsys, argv)

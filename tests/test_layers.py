@@ -11,7 +11,7 @@ too, so an upward import cannot hide in a function body. Layers, bottom to top:
 4. evaluate (which metrics a run gets)
 5. trainer (the loop)
 6. runs (Run, run directories, config resolution)
-7. translate, export (commands over saved runs)
+7. translate, export, serve, report (commands over saved runs)
 8. api and the package itself (the public Python API)
 9. cli (argparse over the API)
 """
@@ -48,6 +48,9 @@ LAYERS = {
     "runs": 6,
     "translate": 7,
     "export": 7,
+    "weights": 7,
+    "serve": 7,
+    "report": 7,
     "api": 8,
     "": 8,  # gankit/__init__.py
     "cli": 9,

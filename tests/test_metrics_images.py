@@ -341,3 +341,12 @@ def test_corrupt_or_missing_classifier_metadata(tmp_path) -> None:
 def test_accuracy_rejects_label_count_mismatch() -> None:
     with pytest.raises(GankitError, match="labels"):
         accuracy(SmallCNN(3, 1, 28), np.zeros((4, 1, 28, 28), np.uint8), [0, 1, 2])
+
+
+def test_loading_a_classifier_leaves_the_global_rng_alone(tmp_path) -> None:
+    """A run resumed past its first evaluation loads the classifier later than an uninterrupted
+    one: the load must not draw from the RNG that the training noise comes from."""
+    path = save_classifier(SmallCNN(3, 1, 28), tmp_path / "c.safetensors", {})
+    before = torch.get_rng_state()
+    load_classifier(path)
+    assert torch.equal(torch.get_rng_state(), before)

@@ -1,10 +1,11 @@
-"""Run directories written before the package was split into layers still load and give the
-same samples and scores.
+"""Run directories written by earlier gankit versions still load and give the same samples and
+scores.
 
-``tests/data/runs-0.1.0`` holds two tiny runs (a toy WGAN-GP and a folder CycleGAN: their
+Each ``tests/data/runs-VERSION`` holds two tiny runs (a toy WGAN-GP and a folder CycleGAN: their
 ``config.yaml`` and checkpoint) and ``expected.json``, what that version's own ``Run`` sampled and
-scored from them. Values are compared within a small tolerance, since another CPU sums floats in
-another order.
+scored from them (``runs-0.1.0`` predates the layered package; newer ones are written by
+``tools/store_run_fixture.py``). Values are compared within a small tolerance, since another CPU
+sums floats in another order.
 """
 
 import json
@@ -16,22 +17,21 @@ import pytest
 import gankit
 from gankit.cli import main
 
-STORED = Path(__file__).parent / "data" / "runs-0.1.0"
-EXPECTED = json.loads((STORED / "expected.json").read_text())
+VERSIONS = sorted(p.name for p in (Path(__file__).parent / "data").glob("runs-*"))
 
 
-@pytest.fixture
-def old_runs(tmp_path, monkeypatch) -> Path:
+@pytest.fixture(params=VERSIONS)
+def old_runs(request, tmp_path, monkeypatch) -> Path:
     """A copy (evaluation appends to metrics.jsonl); the CycleGAN's data path is relative."""
     root = tmp_path / "runs"
-    shutil.copytree(STORED, root)
+    shutil.copytree(Path(__file__).parent / "data" / request.param, root)
     monkeypatch.chdir(root)
     return root
 
 
 @pytest.mark.parametrize(("name", "n"), [("wgan-gp-toy", 100), ("cyclegan-folder", 4)])
 def test_old_run_loads_samples_and_scores_as_before(old_runs, name, n):
-    expected = EXPECTED[name]
+    expected = json.loads((old_runs / "expected.json").read_text())[name]
     run = gankit.load(name)
     assert run.step == expected["step"]
     x = run.sample(n, seed=3)

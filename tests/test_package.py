@@ -26,7 +26,7 @@ def test_version_is_printed_without_importing_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout == f"gankit {gankit.__version__}\n" == "gankit 0.1.0\n"
+    assert out.stdout == f"gankit {gankit.__version__}\n" == "gankit 0.2.0\n"
     assert importlib.metadata.version("gankit") == gankit.__version__
 
 
@@ -94,7 +94,7 @@ def test_the_wheel_installs_and_trains_in_a_fresh_venv(tmp_path):
     where = run(str(python), "-c", "import gankit; print(gankit.__file__)")
     assert Path(where.strip()).is_relative_to(venv), where
     gankit_bin = str(venv / "bin" / "gankit")
-    assert run(gankit_bin, "--version") == "gankit 0.1.0\n"
+    assert run(gankit_bin, "--version") == "gankit 0.2.0\n"
     assert "train" in run(gankit_bin, "--help")
     out = tmp_path / "run"
     run(

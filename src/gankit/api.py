@@ -5,6 +5,7 @@ runs, files and one-line errors (:class:`~gankit.errors.GankitError`).
 """
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,9 @@ def prepare(
 ) -> tuple[Run, Path]:
     """Build the run ``cfg`` describes (data opened, model built) and choose its directory
     (created unless ``create`` is False, as for a dry run): everything a training does before
-    its first step, so every input error surfaces here. Prints to stderr each score the run will
-    not be able to compute, with the command that enables it."""
+    its first step, so every input error surfaces here. Prints to stderr what loading the data
+    converted or decided, and each score the run will not be able to compute, with the command
+    that enables it."""
     run_dir = Path(out).expanduser() if out else next_run_dir(Path("runs"), cfg.model, cfg.data)
     if latest_checkpoint_or_none(run_dir) is not None:
         raise GankitError(
@@ -60,7 +62,8 @@ def prepare(
     run = Run(cfg, resolve_device(cfg.train.device), run_dir)
     if create:  # after the data and model, so a bad input leaves no empty folder
         make_run_dir(run_dir)
-    for note in run.evaluator.unavailable():
+    data_notes = [run.data.note] if run.data.note else []  # conversions, held-out split
+    for note in data_notes + run.evaluator.unavailable():
         print(f"gankit: note: {note}", file=sys.stderr)
     return run, run_dir
 
@@ -132,3 +135,15 @@ def load(run_dir: str | Path, *, device: str = "auto", step: int | None = None) 
             f"{', '.join(map(str, kept)) or 'none'}"
         )
     return Run.from_checkpoint(found, device=device)
+
+
+def write_report(runs: str | Path | Sequence[str | Path], out: str | Path = "report.html") -> Path:
+    """Write one self-contained HTML page about one run directory, or comparing several
+    (`gankit report`); returns its path. (Not ``gankit.report``: that name is the module.)
+
+    Example:
+        >>> gankit.write_report(["runs/gan", "runs/wgan", "runs/wgan-gp"], "toy.html")
+    """
+    from gankit import report
+
+    return report.write_report([runs] if isinstance(runs, str | Path) else list(runs), out)

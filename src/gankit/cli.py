@@ -3,6 +3,7 @@
 import argparse
 import json
 import sys
+import warnings
 
 from gankit import __version__
 from gankit.catalog import DATASET_NAMES, MODEL_NAMES
@@ -23,6 +24,11 @@ SAMPLE_EXAMPLES = """examples:
   gankit sample runs/00001-cgan-mnist --label 7 --n 64 --out sevens.png
   gankit sample runs/00001-cgan-mnist --label all --n 100 --out grid.png      # a row per class
   gankit sample runs/00001-cgan-mnist --label all --interpolate --out walk.png # latent walks
+  gankit sample runs/00001-cgan-mnist --n 10000 --out-dir fakes/   # fakes/<class>/00000.png ...
+  gankit sample runs/00000-wgan-gp-8gaussians --n 5000 --out-dir pts/    # pts/samples.csv (x,y)
+--out-dir writes one PNG per image (grey as mode L, colour as RGB), 256 at a time; a conditional
+run with no --label (or --label all) splits --n across one subfolder per class (its name, else
+its index), a remainder one each to the first classes; 2-D point runs write samples.csv.
 """
 
 EVAL_EXAMPLES = """examples:
@@ -40,7 +46,12 @@ any size, grey or colour: resized to the model's size, translated, resized back 
 EXPORT_EXAMPLES = """examples:
   gankit export runs/00001-cgan-mnist --out cgan.pt2
   gankit export runs/00002-cyclegan-digits2colour --direction BtoA --out colour2grey.pt2
+  gankit export runs/00001-cgan-mnist --out cgan.onnx        # needs pip install 'gankit[onnx]'
+  gankit export runs/00001-cgan-mnist --format safetensors --out cgan.safetensors
 then, with torch alone: g = torch.export.load("cgan.pt2").module(); g(z, y)
+with onnxruntime: onnxruntime.InferenceSession("cgan.onnx").run(None, {"z": z, "y": y})
+with gankit: g = gankit.load_weights("cgan.safetensors")   (its card: cgan.card.json)
+each file is checked against gankit's own model at batch sizes 1 and 7 before it is written
 """
 
 
@@ -99,10 +110,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(sub)
     _add_run_commands(sub)
+    _add_report(sub)
     sub.add_parser(
         "cache", help="where gankit caches datasets, classifiers, statistics and weights"
     )
     add_theory_parser(sub)
+    _add_serve(sub)
     _add_data(sub)
     root.commands = sub.choices  # type: ignore[attr-defined]  # `train MODEL --help` extends one
     return root
@@ -137,9 +150,14 @@ def _add_run_commands(sub: argparse._SubParsersAction) -> None:
     fmt = FMT
     sample = sub.add_parser("sample", help="draw samples from a run", epilog=SAMPLE_EXAMPLES, **fmt)
     sample.add_argument("run_dir", help="a run directory made by gankit train")
-    sample.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
+    sample.add_argument(
+        "--n", type=int, default=64, help="number of samples in all (default 64; see below)"
+    )
     sample.add_argument("--seed", type=int, default=0, help="noise seed: same seed, same file")
-    sample.add_argument("--out", default="samples.png", help="PNG file to write")
+    sample.add_argument("--out", help="PNG file to write (default samples.png)")
+    sample.add_argument(
+        "--out-dir", help="a new or empty folder: one PNG per sample instead of one picture"
+    )
     sample.add_argument("--label", help="conditional models: a class index, or 'all' (row each)")
     sample.add_argument("--interpolate", action="store_true", help="latent walk along each row")
     sample.add_argument("--checkpoint", help="a specific checkpoint file (default: the latest)")
@@ -173,14 +191,47 @@ def _add_run_commands(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
     ex = sub.add_parser(
         "export",
-        help="write one generator as a torch.export program (.pt2) that needs torch alone",
+        help="write one generator as a .pt2 program, an ONNX model or safetensors weights",
         epilog=EXPORT_EXAMPLES,
         **fmt,
     )
     ex.add_argument("run_dir", help="a run directory made by gankit train")
-    ex.add_argument("--out", required=True, help="the .pt2 file to write")
+    ex.add_argument("--out", required=True, help="the .pt2, .onnx or .safetensors file to write")
+    ex.add_argument(
+        "--format",
+        choices=["pt2", "onnx", "safetensors"],
+        help="default: from the --out suffix; safetensors also writes NAME.card.json",
+    )
     ex.add_argument("--direction", help="translation runs: AtoB (default) or BtoA")
     ex.add_argument("--checkpoint", help="a specific checkpoint file (default: the latest)")
+
+
+SERVE_EXAMPLES = """examples:
+  gankit serve runs/00001-cgan-mnist              # then open http://127.0.0.1:7860
+  gankit serve runs/00002-cyclegan-digits2colour --port 8000
+  gankit serve runs/00000-wgan-gp-8gaussians      # a slider through the kept checkpoints
+  gankit serve --theory                           # the parallel-lines example, live
+needs the serve extra: pip install 'gankit[serve]' (Gradio); --host 0.0.0.0 serves other machines
+"""
+
+
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser(
+        "serve", help="an interactive web demo of a run (or --theory)", epilog=SERVE_EXAMPLES, **FMT
+    )
+    serve.add_argument("run_dir", nargs="?", help="a run directory made by gankit train")
+    serve.add_argument(
+        "--theory", action="store_true", help="the parallel-lines example instead of a run"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    serve.add_argument("--device", default="auto", help="auto (default), cpu, cuda")
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from gankit.serve import run_serve
+
+    run_serve(args.run_dir, theory=args.theory, host=args.host, port=args.port, device=args.device)
 
 
 def _add_data(sub: argparse._SubParsersAction) -> None:
@@ -252,10 +303,19 @@ def _train(args: argparse.Namespace) -> None:
     if args.model == "classifier":
         _train_classifier(args.data, overrides)
         return
-    if args.resume:
-        run_dir = runs.require_run(args.resume)
-        ckpt = runs.latest_checkpoint(run_dir)
+    run_dir = runs.require_run(args.resume) if args.resume else None
+    ckpt = runs.latest_checkpoint_or_none(run_dir) if run_dir else None
+    if run_dir and not ckpt:  # stopped before its first checkpoint: only its config is there
+        note = f"{run_dir} has no checkpoint yet: starting it again from its config"
+        print(note, file=sys.stderr)
+        args.config, args.out = str(run_dir / "config.yaml"), str(run_dir)
+    if ckpt:
         run = Run.from_checkpoint(ckpt, device=args.device or "auto", overrides=overrides)
+        if args.model and args.model != run.cfg.model:
+            raise GankitError(
+                f"{run_dir} is a {run.cfg.model} run, not {args.model}: "
+                f"resume it with gankit train --resume {run_dir}"
+            )
         print(f"resuming {run_dir} from {ckpt.name} (step {run.step})", file=sys.stderr)
     else:
         cfg = api.configure(args.model, args.data, config=args.config, overrides=overrides)
@@ -300,11 +360,29 @@ def _load(args: argparse.Namespace):
 def _sample(args: argparse.Namespace) -> None:
     if args.n < 1:
         raise GankitError(f"--n {args.n}: the number of samples must be at least 1")
+    if args.out_dir is not None:
+        return _sample_files(args)
     run = _load(args)
     out = run.save_samples(
-        args.out, args.n, seed=args.seed, label=args.label, interpolate=args.interpolate
+        args.out or "samples.png",
+        args.n,
+        seed=args.seed,
+        label=args.label,
+        interpolate=args.interpolate,
     )
     print(f"wrote {args.n} samples from {run.checkpoint} to {out}", file=sys.stderr)
+
+
+def _sample_files(args: argparse.Namespace) -> None:
+    if args.out is not None or args.interpolate:
+        raise GankitError("--out-dir writes files one per sample: drop --out and --interpolate")
+    run = _load(args)
+    counts = run.save_sample_files(
+        args.out_dir, args.n, seed=args.seed, label=args.label, progress=True
+    )
+    folders = [name for name in counts if name and name != "samples.csv"]
+    where = f" in {len(folders)} class folders" if folders else ""
+    print(f"wrote {args.n} samples from {run.checkpoint} to {args.out_dir}{where}", file=sys.stderr)
 
 
 def _translate(args: argparse.Namespace) -> None:
@@ -319,7 +397,37 @@ def _translate(args: argparse.Namespace) -> None:
 def _export(args: argparse.Namespace) -> None:
     from gankit.export import run_export
 
-    print(run_export(args.run_dir, args.out, args.direction, args.checkpoint), file=sys.stderr)
+    summary = run_export(args.run_dir, args.out, args.direction, args.checkpoint, args.format)
+    print(summary, file=sys.stderr)
+
+
+REPORT_EXAMPLES = """examples:
+  gankit report runs/00001-cgan-mnist --out cgan.html          # one run
+  gankit report runs/toy-gan runs/toy-wgan runs/toy-wgan-gp --out toy.html   # three compared
+one HTML file, pictures embedded: it opens offline and can be mailed. It shows the config, the
+loss curves, every score over training beside its real-vs-real floor, the sample pictures over
+training (a slider), translations per direction and how each score is measured; with several
+runs first a table of final and best scores, steps, wall time and the config keys that differ.
+"""
+
+
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    rep = sub.add_parser(
+        "report",
+        help="one self-contained HTML page about a run, or comparing several",
+        epilog=REPORT_EXAMPLES,
+        **FMT,
+    )
+    rep.add_argument("run_dirs", nargs="+", metavar="RUN", help="run directories (one or more)")
+    rep.add_argument("--out", default="report.html", help="the HTML file (default report.html)")
+
+
+def _report(args: argparse.Namespace) -> None:
+    from gankit.report import write_report
+
+    out = write_report(args.run_dirs, args.out)
+    runs = f"{len(args.run_dirs)} runs" if len(args.run_dirs) > 1 else args.run_dirs[0]
+    print(f"wrote the report on {runs} to {out}", file=sys.stderr)
 
 
 def _eval(args: argparse.Namespace) -> None:
@@ -366,7 +474,22 @@ def _options_help(argv: list[str]) -> str | None:
     return "\n".join(lines)
 
 
+def _one_line_warning(message: Warning | str, *args: object, **kwargs: object) -> str:
+    """Notes such as "no CUDA here: using the CPU" read as gankit's lines, not as a source
+    location and a code excerpt."""
+    return f"gankit: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    shown = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning  # type: ignore[assignment]
+    try:
+        return _main(argv)
+    finally:
+        warnings.formatwarning = shown
+
+
+def _main(argv: list[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv == ["--version"]:  # answered before _parser, which imports torch via the models
         print(f"gankit {__version__}")
@@ -397,6 +520,8 @@ def main(argv: list[str] | None = None) -> int:
             "theory": _theory,
             "translate": _translate,
             "export": _export,
+            "report": _report,
+            "serve": _serve,
             "cache": _cache,
         }[args.command](args)
     except Interrupted as exc:

@@ -8,6 +8,7 @@ nowhere fails with the closest valid names.
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -141,12 +142,14 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
             raise GankitError(f"{key}={value!r} is not a number")
         try:
             number = float(value)
+            if not math.isfinite(number):  # nan slips past every min/max bound
+                raise ValueError
             if tp is int:
                 if not number.is_integer():
                     raise ValueError
                 return int(number)
             return number
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: ints beyond float range
             raise GankitError(f"{key}={value!r} is not a valid {tp.__name__}") from None
     if tp is str:
         return str(value)
@@ -172,6 +175,10 @@ def _hints(cls: type) -> dict[str, Any]:
 
 def apply(cfg: Any, values: dict[str, Any], section: str) -> Any:
     """Return a copy of dataclass ``cfg`` with ``values`` coerced and set; unknown keys fail."""
+    if not isinstance(values, dict):  # e.g. a YAML list or number where a section belongs
+        raise GankitError(
+            f"{section} must be a mapping of key: value, not a {type(values).__name__}"
+        )
     hints = _hints(type(cfg))
     for key in values:
         if key not in hints:
@@ -185,7 +192,7 @@ def apply(cfg: Any, values: dict[str, Any], section: str) -> Any:
 def unknown_key(key: str, valid: list[str]) -> GankitError:
     close = difflib.get_close_matches(key, valid, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else f"; valid keys: {', '.join(valid)}"
-    return GankitError(f"unknown config key '{key}'{hint}")
+    return GankitError(f"unknown config key {key!r}{hint}")  # repr: one line, whatever it holds
 
 
 def parse_overrides(items: list[str]) -> list[tuple[str, str]]:
@@ -194,7 +201,7 @@ def parse_overrides(items: list[str]) -> list[tuple[str, str]]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise GankitError(f"cannot read '{item}': overrides are key=value, e.g. seed=3")
+            raise GankitError(f"cannot read {item!r}: overrides are key=value, e.g. seed=3")
         pairs.append((key.strip(), value.strip()))
     return pairs
 
@@ -223,8 +230,12 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if not p.is_file():
         raise GankitError(f"config file {p} does not exist")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as exc:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise GankitError(f"{p} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from None
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        # ValueError: a well-formed but impossible value (2001-13-01, !!float abc);
+        # RecursionError: brackets nested thousands deep
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         where = f" at line {line + 1}" if line is not None else ""
         raise GankitError(f"{p} is not valid YAML{where}: fix the syntax") from None
@@ -234,6 +245,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     for key in data:
         if key not in allowed:
             raise unknown_key(str(key), allowed)
+    for key in ("model", "data"):
+        if key in data and not isinstance(data[key], str):
+            raise GankitError(f"{p}: {key} must be a name (text), not {type(data[key]).__name__}")
     return data
 
 

@@ -79,10 +79,12 @@ class Evaluator:
         labels = self.model.labels_for(n, None) if self.model.conditional else None
         metrics = self.sample_scores(fake, EVAL_SEED, labels)
         real = self.data.reference(n, EVAL_SEED + 1)
+        # a small folder has fewer real images than n: the diagnostics pair real with fake
+        k = min(len(real), len(fake))
         with run.averaged():
             diag = self.model.diagnostics(
-                to_device(real, run.device),
-                to_device(fake, run.device),
+                to_device(real[:k], run.device),
+                to_device(fake[:k], run.device),
                 torch.Generator().manual_seed(EVAL_SEED),
             )
         if inception:

@@ -1,4 +1,5 @@
-"""``gankit export``: one generator of a run as a self-contained ``torch.export`` program.
+"""``gankit export``: one generator of a run as a ``torch.export`` program (.pt2), an ONNX model
+(.onnx, the ``gankit[onnx]`` extra) or safetensors weights with a model card (``gankit.weights``).
 
 The ``.pt2`` file needs torch alone, not gankit::
 
@@ -11,12 +12,17 @@ weights are the ones sampling uses (the EMA copy when the run kept one), and gan
 convolutions (``gankit.conv``, a training-speed device) are exported as torch's, which compute
 the same values. Before the file appears it is loaded back and checked against gankit's model on
 fresh inputs of two batch sizes; a failed check leaves no file.
+
+The ONNX model (torch's dynamo exporter, a free batch dimension) takes the same inputs by the same
+names (``z``, ``y``; ``x`` for translators) and carries the same metadata as its ``gankit``
+metadata entry; it is checked with onnxruntime the same way before it is written.
 """
 
 import copy
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +34,21 @@ from gankit import nn as gnn
 from gankit.errors import GankitError
 from gankit.models.base import DIRECTIONS
 from gankit.runs import SavedRun, direction_key, load_generator, saved_run
+from gankit.weights import (
+    card_path,
+    generator_from_card,
+    model_card,
+    read_weights,
+    weights_bytes,
+    write_shared,
+    write_weights,
+)
 
 # outputs are in [-1, 1] (images) or data units (points); one 8-bit grey level is 2/255 ≈ 0.008
 PARITY_TOLERANCE = 1e-3
 METADATA = "gankit.json"
+FORMATS = {"pt2": ".pt2", "onnx": ".onnx", "safetensors": ".safetensors"}
+ONNX_EXTRA = "pip install 'gankit[onnx]'"
 
 
 # gankit's training-speed subclasses and the torch modules whose parameters, state dict and
@@ -123,49 +140,180 @@ def _batch_dims(inputs: tuple[Tensor, ...]) -> tuple[dict[int, Any], ...]:
     return tuple({0: batch} for _ in inputs)
 
 
-def export_generator(path: Path, out: Path, direction: str | None) -> tuple[dict[str, Any], float]:
-    """Write generator of the checkpoint ``path`` to ``out`` (.pt2); its metadata and the largest
-    difference to gankit's model found by the parity check."""
-    if out.suffix != ".pt2":
-        raise GankitError(f"--out {out}: give a .pt2 file name (torch.export's format)")
-    saved = saved_run(path)
+def output_format(out: Path, fmt: str | None) -> str:
+    """The format to write: ``fmt`` if given, else the one ``out``'s suffix names."""
+    if fmt is None:
+        fmt = next((name for name, suffix in FORMATS.items() if out.suffix == suffix), None)
+        if fmt is None:
+            raise GankitError(
+                f"--out {out}: give a .pt2 file name (torch.export's format), .onnx (ONNX) or "
+                ".safetensors (weights and a model card)"
+            )
+    if fmt not in FORMATS:
+        raise GankitError(f"--format {fmt}: use {', '.join(FORMATS)}")
+    if out.suffix != FORMATS[fmt]:
+        raise GankitError(f"--out {out}: give a {FORMATS[fmt]} file name for --format {fmt}")
+    return fmt
+
+
+def generator_key(saved: SavedRun, direction: str | None) -> str:
+    """The generator to export: a translator's direction (default AtoB), else the one there is."""
     if saved.cls.needs_inputs:
-        key = direction_key(direction or "AtoB")
-    elif direction is not None:
+        return direction_key(direction or "AtoB")
+    if direction is not None:
         raise GankitError(f"{saved.cfg.model} has one generator: --direction is for translation")
-    else:
-        key = "generator"
+    return "generator"
+
+
+def export_generator(
+    path: Path, out: Path, direction: str | None, fmt: str | None = None
+) -> tuple[dict[str, Any], dict[int, float]]:
+    """Write a generator of the checkpoint ``path`` to ``out`` in format ``fmt`` (pt2, onnx or
+    safetensors; default from the suffix); its metadata and the parity check's largest
+    difference to gankit's model at each batch size."""
+    fmt = output_format(out, fmt)
+    if fmt == "onnx":
+        require_onnx()  # before any loading: a missing extra is the first thing to know
+    saved = saved_run(path)
+    key = generator_key(saved, direction)
     net, ema = load_generator(saved, key)
     inputs = example_inputs(saved, key, 4, seed=0)
+    with torch.no_grad():
+        meta = describe(saved, key, ema, net(*inputs))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "pt2":
+        return meta, write_pt2(saved, key, net, inputs, meta, out)
+    if fmt == "onnx":
+        return meta, write_onnx(saved, key, net, inputs, meta, out)
+    return meta, write_safetensors(saved, key, net, meta, out)
+
+
+def check_parity(diffs: dict[int, float], what: str) -> None:
+    """One line and nothing written when the exported ``what`` differs from gankit's model."""
+    diff = max(diffs.values())
+    if not diff <= PARITY_TOLERANCE:
+        raise GankitError(
+            f"the exported {what} differs from gankit's by {diff:.2g} (> {PARITY_TOLERANCE}): "
+            "nothing written; please report this with the run's config"
+        )
+
+
+def capture_failed(exc: Exception, how: str, key: str, saved: SavedRun) -> GankitError:
+    """One line for an exporter's failure (their messages run to pages)."""
+    reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+    return GankitError(
+        f"{how} could not capture the {key} of {saved.cfg.model} "
+        f"({type(exc).__name__}: {reason}); please report this with the run's config"
+    )
+
+
+def write_pt2(
+    saved: SavedRun, key: str, net: nn.Module, inputs: tuple[Tensor, ...], meta: dict, out: Path
+) -> dict[int, float]:
+    """``out`` as a torch.export program, loaded back and checked (:func:`differences`) before
+    it appears."""
     with torch.no_grad():
         try:
             program = torch.export.export(
                 plain_torch(net), inputs, dynamic_shapes=_batch_dims(inputs)
             )
-        except Exception as exc:  # torch.export raises many types; its text is pages long
-            reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
-            raise GankitError(
-                f"torch.export could not capture the {key} of {saved.cfg.model} "
-                f"({type(exc).__name__}: {reason}); please report this with the run's config"
-            ) from None
-        meta = describe(saved, key, ema, net(*inputs))
-    out.parent.mkdir(parents=True, exist_ok=True)
+        except Exception as exc:  # torch.export raises many types
+            raise capture_failed(exc, "torch.export", key, saved) from None
     fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=".pt2")
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         torch.export.save(program, tmp, extra_files={METADATA: json.dumps(meta)})
-        diff = parity(tmp, net, saved, key)
-        if not diff <= PARITY_TOLERANCE:
-            raise GankitError(
-                f"the exported generator differs from gankit's by {diff:.2g} (> "
-                f"{PARITY_TOLERANCE}): nothing written; please report this with the run's config"
-            )
+        diffs = differences(torch.export.load(tmp).module(), net, saved, key)
+        check_parity(diffs, "generator")
         tmp.chmod(0o666 & ~_umask())  # mkstemp makes it private; the user's umask decides
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)
-    return meta, diff
+    return diffs
+
+
+def require_onnx() -> Any:
+    """The onnxruntime module, or one line naming the extra to install."""
+    try:
+        import onnxruntime
+        import onnxscript  # noqa: F401  (torch.onnx's exporter needs it)
+    except ImportError:
+        raise GankitError(
+            f"ONNX export needs onnx, onnxscript and onnxruntime: {ONNX_EXTRA}"
+        ) from None
+    return onnxruntime
+
+
+def onnx_model(
+    saved: SavedRun, key: str, net: nn.Module, inputs: tuple[Tensor, ...], meta: dict
+) -> bytes:
+    """The generator as an ONNX model (torch's dynamo exporter, free batch size), with
+    ``meta`` stored as the model's ``gankit`` metadata entry."""
+    import logging
+    import warnings
+
+    names = [spec["name"] for spec in meta["inputs"]]
+    output = "images" if len(meta["output"]["shape"]) == 4 else "points"
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # e.g. "torchvision is not installed. Skipping ..."
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                plain_torch(net),
+                inputs,
+                dynamo=True,
+                dynamic_shapes=_batch_dims(inputs),
+                input_names=names,
+                output_names=[output],
+                verbose=False,
+            )
+    except Exception as exc:  # the exporter raises many types
+        raise capture_failed(exc, "torch.onnx.export", key, saved) from None
+    finally:
+        quiet.setLevel(level)
+    proto = program.model_proto
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = "gankit", json.dumps(meta)
+    return proto.SerializeToString()
+
+
+def onnx_parity(model: bytes, net: nn.Module, saved: SavedRun, key: str) -> dict[int, float]:
+    """:func:`differences` of the model run by onnxruntime."""
+    session = require_onnx().InferenceSession(model, providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+
+    def run(*inputs: Tensor) -> Tensor:
+        feed = {name: x.numpy() for name, x in zip(names, inputs, strict=True)}
+        return torch.from_numpy(session.run(None, feed)[0])
+
+    return differences(run, net, saved, key)
+
+
+def write_onnx(
+    saved: SavedRun, key: str, net: nn.Module, inputs: tuple[Tensor, ...], meta: dict, out: Path
+) -> dict[int, float]:
+    """``out`` as an ONNX model, its bytes checked with onnxruntime before they are written."""
+    model = onnx_model(saved, key, net, inputs, meta)
+    diffs = onnx_parity(model, net, saved, key)
+    check_parity(diffs, "ONNX generator")
+    write_shared(out, model)
+    return diffs
+
+
+def write_safetensors(
+    saved: SavedRun, key: str, net: nn.Module, meta: dict, out: Path
+) -> dict[int, float]:
+    """``out`` (.safetensors) and its model card, once the generator rebuilt from those very
+    bytes (as :func:`gankit.load_weights` rebuilds it) matches gankit's."""
+    card = model_card(saved, net, meta, out.name)
+    data = weights_bytes(net, card)
+    diffs = differences(generator_from_card(*read_weights(data)), net, saved, key)
+    check_parity(diffs, "weights")
+    write_weights(out, data, card)
+    return diffs
 
 
 def _umask() -> int:
@@ -174,28 +322,32 @@ def _umask() -> int:
     return mask
 
 
-def parity(file: Path, net: nn.Module, saved: SavedRun, key: str) -> float:
-    """Largest |exported − gankit| over fresh inputs at batch sizes 1 and 7, the file loaded
-    back as a user would load it."""
-    loaded = torch.export.load(file).module()
-    worst = 0.0
+def differences(
+    exported: Callable[..., Tensor], net: nn.Module, saved: SavedRun, key: str
+) -> dict[int, float]:
+    """Largest |exported − gankit| over fresh inputs, at batch sizes 1 and 7."""
+    found = {}
     with torch.no_grad():
         for n, seed in ((1, 1), (7, 2)):
             inputs = example_inputs(saved, key, n, seed)
-            worst = max(worst, (loaded(*inputs) - net(*inputs)).abs().max().item())
-    return worst
+            found[n] = (exported(*inputs) - net(*inputs)).abs().max().item()
+    return found
 
 
-def run_export(run_dir: str, out: str, direction: str | None, ckpt: str | None) -> str:
+def run_export(
+    run_dir: str, out: str, direction: str | None, ckpt: str | None, fmt: str | None = None
+) -> str:
     """``gankit export``: returns the one-line summary."""
     from gankit import runs
 
     run = runs.require_run(run_dir)
     path = Path(ckpt) if ckpt else runs.latest_checkpoint(run)
-    meta, diff = export_generator(path, Path(out), direction)
+    meta, diffs = export_generator(path, Path(out), direction, fmt)
     args = ", ".join(f"{i['name']} {tuple(i['shape'])}" for i in meta["inputs"])
+    parity = ", ".join(f"{d:.1e} at batch {n}" for n, d in diffs.items())
+    card = f" (+ {card_path(Path(out)).name})" if Path(out).suffix == ".safetensors" else ""
     return (
         f"exported {meta['model']} {meta['generator']} (step {meta['step']}"
-        f"{', EMA' if meta['ema_weights'] else ''}) to {out}: inputs {args} → "
-        f"{tuple(meta['output']['shape'])}; parity with gankit {diff:.1e}"
+        f"{', EMA' if meta['ema_weights'] else ''}) to {out}{card}: inputs {args} → "
+        f"{tuple(meta['output']['shape'])}; largest difference to gankit {parity}"
     )

@@ -108,6 +108,11 @@ class ConvGenerator(nn.Module):
         c, h, w = out_shape
         if h != w:
             raise GankitError(f"conv networks need square images, got {h}x{w}: resize the data")
+        if h < 2 or h % 2:  # the upsampling stack doubles its side at least once
+            raise GankitError(
+                f"conv networks need an even image side >= 2, got {h}x{w}: set image_size, "
+                "e.g. image_size=32"
+            )
         k = max(n_halvings(h), 1)
         self.s0, self.c0 = h // 2**k, base * 2 ** (k - 1)
         self.fc = nn.Sequential(nn.Linear(z_dim, self.c0 * self.s0**2), nn.ReLU())

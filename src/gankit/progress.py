@@ -15,8 +15,11 @@ from tqdm import tqdm
 class PlainProgress:
     """tqdm's ``update``/``set_postfix``/context interface, printing ``step/total`` lines."""
 
-    def __init__(self, total: int, initial: int, desc: str, every: int, out: TextIO) -> None:
+    def __init__(
+        self, total: int, initial: int, desc: str, every: int, out: TextIO, unit: str = "steps"
+    ) -> None:
         self.total, self.step, self.desc, self.every, self.out = total, initial, desc, every, out
+        self.unit = unit
         self.start_step, self.start = initial, time.perf_counter()
         self.postfix: dict[str, Any] = {}
 
@@ -34,9 +37,8 @@ class PlainProgress:
         left = (self.total - self.step) / rate if rate > 0 else float("inf")
         eta = f"{left / 60:.1f} min" if left != float("inf") else "?"
         losses = " ".join(f"{k}={v}" for k, v in self.postfix.items())
-        return (
-            f"{self.desc} {self.step}/{self.total} {rate:.2f} steps/s ETA {eta} {losses}".rstrip()
-        )
+        speed = f"{rate:.2f} {self.unit}/s"
+        return f"{self.desc} {self.step}/{self.total} {speed} ETA {eta} {losses}".rstrip()
 
     def __enter__(self) -> "PlainProgress":
         return self
@@ -46,7 +48,13 @@ class PlainProgress:
 
 
 def progress_bar(
-    total: int, initial: int, desc: str, enabled: bool, log_every: int, out: TextIO | None = None
+    total: int,
+    initial: int,
+    desc: str,
+    enabled: bool,
+    log_every: int,
+    out: TextIO | None = None,
+    unit: str = "steps",
 ) -> Any:
     """A tqdm bar when ``out`` (default stderr) is a terminal; else :class:`PlainProgress`
     printing a line every 10 log windows (at least every step count a window holds); with
@@ -55,5 +63,6 @@ def progress_bar(
     if not enabled:
         return tqdm(total=total, initial=initial, disable=True)
     if out.isatty():
-        return tqdm(total=total, initial=initial, desc=desc, file=out)
-    return PlainProgress(total, initial, desc, max(1, 10 * log_every), out)
+        tqdm_unit = "it" if unit == "steps" else unit.rstrip("s")  # tqdm's own default for steps
+        return tqdm(total=total, initial=initial, desc=desc, file=out, unit=tqdm_unit)
+    return PlainProgress(total, initial, desc, max(1, 10 * log_every), out, unit)

@@ -33,6 +33,7 @@ from gankit.errors import GankitError
 from gankit.evaluate import Evaluator
 from gankit.models import MODELS, GANModel
 from gankit.models.base import DIRECTIONS
+from gankit.progress import progress_bar
 from gankit.trainer import Trainer
 
 
@@ -69,6 +70,51 @@ def resolve(
 def from_dict(values: dict[str, Any]) -> RunConfig:
     """Rebuild a RunConfig stored in config.yaml or a checkpoint."""
     return resolve(values["model"], values["data"], values)
+
+
+def stored_config(state: dict[str, Any], path: Path) -> RunConfig:
+    """The RunConfig inside checkpoint ``state``; a setting this version cannot read means
+    another gankit version wrote it, and the error says which."""
+    try:
+        return from_dict(state["config"])
+    except GankitError as exc:
+        written = checkpoint.written_by(state)
+        if written == checkpoint.VERSION or "gankit_version" not in state:
+            raise GankitError(
+                f"checkpoint {path} holds settings gankit {checkpoint.VERSION} cannot read "
+                f"({exc}): it was written by another gankit version; load it with that one"
+            ) from None
+        raise GankitError(
+            f"checkpoint {path} was written by gankit {written}, whose settings gankit "
+            f"{checkpoint.VERSION} cannot read ({exc}): load it with gankit {written}"
+        ) from None
+
+
+def check_belongs(path: Path, cfg: RunConfig) -> None:
+    """A checkpoint copied into another run's directory is refused before it is trained on."""
+    run_yaml = path.parent.parent / "config.yaml"
+    if path.parent.name != "checkpoints" or not run_yaml.is_file():
+        return
+    owner = load_yaml(run_yaml).get("model")
+    if owner and owner != cfg.model:
+        raise GankitError(
+            f"{path} holds a {cfg.model} checkpoint but {run_yaml} is a {owner} run: it belongs "
+            "to another run: move it out of this directory"
+        )
+
+
+def checkpoint_device(requested: str, stored: str) -> str:
+    """The device to rebuild a saved run on: ``requested`` unless it is ``auto``; then the run's
+    own choice, except that a run trained on CUDA opens on the CPU of a machine without one."""
+    if requested != "auto":
+        return requested
+    if stored.startswith("cuda") and not torch.cuda.is_available():
+        warnings.warn(
+            f"this run was set to train on {stored} and this machine has no CUDA: using the CPU",
+            stacklevel=3,
+        )
+        return "cpu"
+    return stored
 
 
 def from_yaml_file(path: str | Path, model: str | None, data: str | None) -> RunConfig:
@@ -131,7 +177,7 @@ class SavedRun:
 def saved_run(path: Path) -> SavedRun:
     """The checkpoint at ``path`` with its config and data spec (`gankit translate`, `export`)."""
     state = checkpoint.load(path)
-    cfg = from_dict(state["config"])
+    cfg = stored_config(state, path)
     if not state.get("spec"):
         raise GankitError(
             f"{path} predates stored data specs: resume the run for one step "
@@ -171,6 +217,25 @@ def load_generator(saved: SavedRun, key: str) -> tuple[nn.Module, bool]:
             f"{saved.path}: the {key} weights do not fit the model ({reason})"
         ) from None
     return net.eval(), from_ema
+
+
+def empty_folder(folder: str | Path) -> Path:
+    """``folder``, created if missing; one line if it holds files already (samples of two
+    runs mixed in one folder would be scored together)."""
+    out = Path(folder).expanduser()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise GankitError(f"{out} is not empty: give a new or empty folder for the sample files")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def write_points_csv(points: Tensor, path: Path) -> None:
+    """Points (N, D) as CSV with a header x,y (x0, x1, ... beyond 2-D), float32 round-trip."""
+    import numpy as np
+
+    dims = points.shape[1]
+    header = "x,y" if dims == 2 else ",".join(f"x{i}" for i in range(dims))
+    np.savetxt(path, points.numpy(), fmt="%.9g", delimiter=",", header=header, comments="")
 
 
 class Run:
@@ -215,6 +280,7 @@ class Run:
             "ema": self.ema.state_dict() if self.ema else None,
             "data": self.data.state_dict(),
             "rng": rng,
+            "gankit_version": checkpoint.VERSION,  # names the version when another cannot read it
         }
 
     def load_state_dict(self, state: dict[str, Any], *, weights_only: bool = False) -> None:
@@ -224,7 +290,8 @@ class Run:
             reason = " ".join(str(exc).split())[:160]
             raise GankitError(
                 f"the checkpoint's weights do not fit the {self.cfg.model} model its config "
-                f"builds ({reason}): it was written by another gankit version; load it with that"
+                f"builds ({reason}): it holds another model's weights, or was written by "
+                f"another gankit version ({checkpoint.written_by(state)}); load it with that"
             ) from None
         if self.ema and state.get("ema"):
             self.ema.load_state_dict(state["ema"])
@@ -246,14 +313,15 @@ class Run:
         ``overrides`` (``key=value``) may change loop settings such as ``steps``; the model's
         own settings are fixed by the checkpoint.
         """
+        path = Path(path)
         state = checkpoint.load(path)
-        cfg = from_dict(state["config"])
+        cfg = stored_config(state, path)
+        check_belongs(path, cfg)
         changed = resolve(cfg.model, cfg.data, cfg.to_dict(), overrides)
         if changed.model_config != cfg.model_config:
             raise GankitError("a resumed run keeps its model settings: change only loop settings")
         cfg.train = changed.train
-        device = resolve_device(device if device != "auto" else cfg.train.device)
-        path = Path(path)
+        device = resolve_device(checkpoint_device(device, cfg.train.device))
         run = cls(cfg, device, run_dir=path.parent.parent)
         run.load_state_dict(state)
         run.checkpoint = path
@@ -371,6 +439,94 @@ class Run:
         out = Path(path).expanduser()
         self.data.render(fake, out, title=title, nrow=nrow)
         return out
+
+    def save_sample_files(
+        self,
+        folder: str | Path,
+        n: int,
+        *,
+        seed: int = 0,
+        label: int | str | None = None,
+        batch_size: int = 256,
+        progress: bool = False,
+    ) -> dict[str, int]:
+        """Write ``n`` samples as files in ``folder`` (new or empty), ``batch_size`` at a time
+        so memory stays flat: one PNG per image (``00000.png``, ...; 1 channel as mode L, 3 as
+        RGB), or for 2-D points one ``samples.csv``.
+
+        A conditional model with ``label`` None or "all" writes one subfolder per class (its
+        name, else its index) and splits ``n`` across them, the first ``n % classes`` one
+        more; with a ``label`` all ``n`` are of that class, in ``folder`` itself. The same
+        seed, ``n`` and ``batch_size`` give the same files (the noise of each batch is drawn
+        in turn from one seeded generator, so the first batch is ``sample(batch_size, seed)``).
+        Returns the number of files per subfolder ("" for ``folder`` itself).
+        """
+        if n < 1 or batch_size < 1:
+            raise GankitError(f"n={n}, batch_size={batch_size}: both must be at least 1")
+        if self.model.needs_inputs:
+            raise GankitError(
+                f"{self.cfg.model} translates images: write translations as files with "
+                "gankit translate RUN --input DIR --out DIR"
+            )
+        from gankit.data.grid import save_pngs
+
+        plan = self.file_plan(n, label)  # a bad label fails before any folder is made
+        out = empty_folder(folder)
+        digits = max(5, len(str(max(count for _, _, count in plan) - 1)))
+        bar = progress_bar(n, 0, "sample", progress, batch_size, unit="samples")
+        with self.averaged(), torch.no_grad(), self.eval_mode(), bar:
+            gen = torch.Generator().manual_seed(seed)
+            if self.data.spec.kind != "images":  # 2-D points: a table, not pictures
+                points = torch.cat(list(self.draw_chunks(n, batch_size, gen, None, bar)))
+                write_points_csv(points, out / "samples.csv")
+                return {"samples.csv": n}
+            for name, y, count in plan:
+                start = 0
+                for images in self.draw_chunks(count, batch_size, gen, y, bar):
+                    save_pngs(images, out / name, start, digits)
+                    start += len(images)
+        return {name: count for name, _, count in plan}
+
+    def file_plan(self, n: int, label: int | str | None) -> list[tuple[str, int | None, int]]:
+        """(subfolder, class index or None, count) for :meth:`save_sample_files`."""
+        if not self.model.conditional:
+            if label is not None:
+                raise GankitError(f"{self.cfg.model} is unconditional: --label needs cgan")
+            return [("", None, n)]
+        index = self.labels(label, n)
+        if index is not None:
+            self.model.labels_for(1, index)  # an index out of range fails here, before any file
+            return [("", index, n)]
+        spec = self.data.spec
+        k = spec.num_classes
+        if n < k:
+            raise GankitError(f"--n {n} with --label all: give at least one per class ({k})")
+        names = spec.class_names if len(spec.class_names) == k else [str(i) for i in range(k)]
+        folders = [
+            name.replace("/", "_").replace("\\", "_") or str(i) for i, name in enumerate(names)
+        ]
+        return [(folders[i], i, n // k + (i < n % k)) for i in range(k)]
+
+    def draw_chunks(
+        self, count: int, batch_size: int, gen: torch.Generator, y: int | None, bar: Any
+    ) -> Iterator[Tensor]:
+        """``count`` samples on the CPU in chunks of ``batch_size`` (of class ``y`` if given),
+        the noise drawn from ``gen``; advances ``bar``."""
+        for start in range(0, count, batch_size):
+            b = min(batch_size, count - start)
+            kwargs = {} if y is None else {"label": y}
+            yield self.model.sample(b, generator=gen, **kwargs).cpu()
+            bar.update(b)
+
+    @contextmanager
+    def eval_mode(self) -> Iterator[None]:
+        """The model in eval mode, its training mode restored after."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            yield
+        finally:
+            self.model.train(was_training)
 
     def translate(self, images: Tensor, *, direction: str = "AtoB") -> Tensor:
         """Translate ``images`` (B, C, H, W) in [-1, 1] at the run's size ("AtoB": domain A's

@@ -43,7 +43,7 @@ from gankit.losses import (  # noqa: E402
 )
 from gankit.nn import MLP  # noqa: E402
 
-__all__ = ["HIST_BINS", "HIST_BOUNDS", "parallel_lines_study", "run_theory"]
+__all__ = ["HIST_BINS", "HIST_BOUNDS", "learned_at", "parallel_lines_study", "run_theory"]
 
 # Fixed histogram grid for the JS/TV/KL estimates. 105 columns over [-1.05, 1.05] are 0.02 wide
 # and centred on multiples of 0.02, so x = 0 sits mid-column: any |θ| > 0.01 (half a column)
@@ -156,6 +156,13 @@ def _learned(theta: float, n: int, steps: int, seed: int) -> dict[str, float]:
     """
     critic = _train(_wgan_gp_loss, CRITIC_OPT, theta, steps, seed)
     disc = _train(_bce_loss, DISC_OPT, theta, steps, seed)
+    return _measure(critic, disc, theta, n, seed)
+
+
+def _measure(
+    critic: nn.Module, disc: nn.Module, theta: float, n: int, seed: int
+) -> dict[str, float]:
+    """The values :func:`_learned` returns, of a trained critic and discriminator."""
     gen = torch.Generator().manual_seed(seed + EVAL_SEED_OFFSET)  # fresh points, not trained on
     x0, x_theta = _draw(theta, n, gen)
     z = x_theta[:, 1]
@@ -171,6 +178,27 @@ def _learned(theta: float, n: int, steps: int, seed: int) -> dict[str, float]:
         "gan_d_loss": d_loss,
         "gan_js": math.log(2.0) - 0.5 * d_loss,
     }
+
+
+def learned_at(
+    theta: float, *, n: int = 500, steps: int = 200, seed: int = 0
+) -> tuple[dict[str, float], nn.Module]:
+    """The learned view at one θ (``gankit serve --theory``): a WGAN-GP critic and a BCE
+    discriminator trained ``steps`` Adam steps each on :data:`TRAIN_THREADS` threads.
+
+    Returns:
+        The values of :func:`_learned` (``critic_em``, ``critic_grad``, ``gan_minimax_grad``,
+        ...) and the critic f: (B, 2) → (B,), in eval mode.
+    """
+    _check_study_inputs([theta], n, steps, seed)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(TRAIN_THREADS)
+    try:
+        critic = _train(_wgan_gp_loss, CRITIC_OPT, theta, steps, seed)
+        disc = _train(_bce_loss, DISC_OPT, theta, steps, seed)
+        return _measure(critic, disc, theta, n, seed), critic
+    finally:
+        torch.set_num_threads(threads)  # leave the caller's setting as it was
 
 
 # --------------------------------------------------------------------------------------------

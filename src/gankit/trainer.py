@@ -70,6 +70,8 @@ class Trainer:
         run.dir = run_dir
         self.train = run.cfg.train
         make_run_dir(self.dir)  # before any step: an unwritable place costs no training time
+        # a run killed mid-write left a temp file beside whole checkpoints: drop it on (re)start
+        checkpoint.remove_temps(self.dir / "checkpoints")
         save_yaml(run.cfg.to_dict(), self.dir / "config.yaml")
         self.writer = None
         self.last_eval: dict[str, float] = {}

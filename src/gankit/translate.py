@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from gankit.data.images import GREY_MODES, IMAGE_SUFFIXES, to_8bit, to_float, unreadable
+from gankit.data.images import IMAGE_SUFFIXES, read_8bit, to_float
 from gankit.errors import GankitError
 
 BATCH = 64
@@ -85,13 +85,7 @@ def input_files(path: Path) -> list[Path]:
 
 def read_image(path: Path) -> Image.Image:
     """8-bit "L" (greyscale modes) or "RGB" (everything else; alpha dropped) pixels of ``path``."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            grey = im.mode in GREY_MODES
-            return to_8bit(im).convert("L" if grey else "RGB")
-    except Exception as err:  # Pillow plugins raise many types on malformed files
-        raise unreadable(path, err) from None
+    return read_8bit(path)[0]
 
 
 def _to_tensor(im: Image.Image, channels: int, size: tuple[int, int]) -> torch.Tensor:
@@ -123,16 +117,23 @@ def translate_files(translator: Translator, files: list[Path], out_dir: Path) ->
         if dst in seen:
             raise GankitError(f"{seen[dst].name} and {src.name} would both be written to {dst}")
         seen[dst] = src
-    images = [read_image(p) for p in files]
+    translated = translate_images(translator, [read_image(p) for p in files])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for im, dst in zip(translated, outputs, strict=True):
+        im.save(dst)
+    return outputs
+
+
+@torch.no_grad()
+def translate_images(translator: Translator, images: list[Image.Image]) -> list[Image.Image]:
+    """Each image ("L" or "RGB", as :func:`read_image` gives) translated and resized back to its
+    own size and mode (`gankit translate` and `gankit serve`)."""
     x = torch.stack([_to_tensor(im, translator.c_in, translator.size) for im in images])
     device = next(translator.net.parameters()).device
     y = torch.cat(
         [translator.net(x[i : i + BATCH].to(device)).cpu() for i in range(0, len(x), BATCH)]
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for im, fake, dst in zip(images, y, outputs, strict=True):
-        _to_image(fake, im.mode, im.size).save(dst)
-    return outputs
+    return [_to_image(fake, im.mode, im.size) for im, fake in zip(images, y, strict=True)]
 
 
 def run_translate(

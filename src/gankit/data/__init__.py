@@ -113,6 +113,7 @@ class ImageSource(DataSource):
     ) -> None:
         super().__init__(seed)
         self.train, self._test = train, test
+        self.note = train.note
         self.spec = DataSpec(
             train.name,
             "images",

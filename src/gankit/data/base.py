@@ -60,6 +60,7 @@ class DataSource:
 
     spec: DataSpec
     preview_n: int  # samples in each picture written during training
+    note: str = ""  # what loading converted or decided, shown once when a run starts
 
     def __init__(self, seed: int) -> None:
         self.generator = torch.Generator().manual_seed(seed)

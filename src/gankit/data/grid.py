@@ -59,3 +59,26 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int = 8, pad: int = 
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(pixels).save(path, format="PNG")
     return path
+
+
+def save_pngs(images: torch.Tensor, folder: Path, start: int = 0, digits: int = 5) -> list[Path]:
+    """Write each image as its own PNG, numbered from ``start`` (``00000.png``, ...).
+
+    Args:
+        images: (N, C, H, W) float in [-1, 1] or uint8, C = 1 (saved as mode L) or 3 (RGB).
+        folder: where to write (created if missing).
+        start: the number of the first image.
+        digits: zero-padded width of the numbers.
+    """
+    if images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise GankitError(f"save_pngs needs images (N, 1 or 3, H, W), got {tuple(images.shape)}")
+    if images.dtype != torch.uint8:
+        images = to_uint8(images)
+    pixels = images.cpu().permute(0, 2, 3, 1).contiguous().numpy()  # (N, H, W, C) for Pillow
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, image in enumerate(pixels):
+        path = folder / f"{start + i:0{digits}d}.png"
+        Image.fromarray(image[:, :, 0] if image.shape[2] == 1 else image).save(path, format="PNG")
+        paths.append(path)
+    return paths

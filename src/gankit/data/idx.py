@@ -8,6 +8,7 @@ uint32 dimensions, then the row-major payload in big-endian order. Every way a f
 
 import gzip
 import io
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -31,6 +32,8 @@ _CODES = {dtype.newbyteorder("="): code for code, dtype in DTYPES.items()}
 _GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_HINT = "replace it with a complete copy"
 _CHUNK = 1 << 20  # bytes per read: gzip decompresses each into a temporary this big
+_MAX_DIMS = 64  # NumPy's limit on array dimensions
+_DEFLATE_RATIO = 1032  # deflate expands a byte into at most this many
 
 
 def _open(path: Path) -> BinaryIO:
@@ -57,8 +60,10 @@ def _header(stream: BinaryIO, path: Path, hint: str) -> tuple[np.dtype, tuple[in
         raise GankitError(
             f"{path}: unknown IDX data type code 0x{code:02X} (known: {known}); {hint}"
         )
-    if ndim == 0:
-        raise GankitError(f"{path}: IDX header declares 0 dimensions; {hint}")
+    if not 1 <= ndim <= _MAX_DIMS:
+        raise GankitError(
+            f"{path}: IDX header declares {ndim} dimensions (gankit reads 1-{_MAX_DIMS}); {hint}"
+        )
     raw_dims = stream.read(4 * ndim)
     if len(raw_dims) < 4 * ndim:
         raise GankitError(
@@ -68,13 +73,33 @@ def _header(stream: BinaryIO, path: Path, hint: str) -> tuple[np.dtype, tuple[in
     return DTYPES[code], struct.unpack(f">{ndim}I", raw_dims)
 
 
+def _room(path: Path, stream: BinaryIO) -> tuple[int, str]:
+    """The most payload bytes left in ``stream``, known without reading it, and "" when that is
+    exact (raw file) or "at most " (gzip: deflate's largest expansion of the file's size)."""
+    if isinstance(stream, gzip.GzipFile):
+        return path.stat().st_size * _DEFLATE_RATIO, "at most "
+    return path.stat().st_size - stream.tell(), ""
+
+
 def _payload(
     stream: BinaryIO, path: Path, dtype: np.dtype, shape: tuple[int, ...], hint: str
 ) -> np.ndarray:
     """Read exactly the payload the header announces into a writable native-order array."""
-    array = np.empty(shape, dtype)
-    view = memoryview(array).cast("B")
-    expected, found = len(view), 0
+    kind = "image data" if len(shape) >= 3 else "data"
+    expected, found = math.prod(shape) * dtype.itemsize, 0  # Python ints: no overflow
+    room, bound = _room(path, stream)
+    if expected > room:  # before allocating: a damaged header can claim terabytes
+        raise GankitError(
+            f"{path}: truncated, expected {expected} bytes of {kind}, found {bound}{room}; {hint}"
+        )
+    buffer = np.empty(expected, np.uint8)
+    try:
+        array = buffer.view(dtype).reshape(shape)
+    except ValueError:  # a zero dimension beside others whose product NumPy cannot index
+        raise GankitError(
+            f"{path}: IDX header declares an impossible shape {shape}; {hint}"
+        ) from None
+    view = memoryview(buffer)
     # Filled in place piece by piece: one big read() held the payload twice (the bytes, then the
     # array copied out of them), +47 MB peak for MNIST's training images; it is faster too.
     while found < expected:
@@ -82,7 +107,6 @@ def _payload(
         if not got:
             break
         found += got
-    kind = "image data" if len(shape) >= 3 else "data"
     if found < expected:
         raise GankitError(
             f"{path}: truncated, expected {expected} bytes of {kind}, found {found}; {hint}"

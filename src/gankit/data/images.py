@@ -5,8 +5,12 @@ Named datasets' files are found, checked and fetched by :mod:`gankit.data.fetch`
 
 import hashlib
 import math
+import os
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -23,6 +27,7 @@ GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 WIDE_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N"}
 _BICUBIC = Image.Resampling.BICUBIC
 ClassFiles = dict[str, list[Path]]  # class name → its image files
+T = TypeVar("T")
 
 
 @dataclass
@@ -115,8 +120,10 @@ def _class_files(folder: Path) -> ClassFiles:
     """{class name: sorted image files} for the class sub-folders of ``folder``."""
     classes = {}
     for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        files = sorted(
-            p for p in sub.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        files = sorted(  # hidden files skipped: macOS leaves "._x.png" metadata beside x.png
+            p
+            for p in sub.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES
         )
         if not files:
             raise GankitError(
@@ -170,16 +177,51 @@ def _plan(root: Path) -> tuple[list[str], dict[str, list[tuple[Path, int]]], lis
 
 
 def unreadable(path: Path, err: Exception) -> GankitError:
-    return GankitError(f"{path}: unreadable image ({err}); fix or delete the file")
+    reason = " ".join(str(err).split()) or type(err).__name__  # one line, never empty
+    return GankitError(f"{path}: unreadable image ({reason}); fix or delete the file")
+
+
+def too_large(path: Path, err: Exception) -> GankitError:
+    # Pillow's text: "Image size (N pixels) exceeds limit of M pixels, could be decompression ..."
+    what = " ".join(str(err).split(", could be")[0].split())
+    return GankitError(f"{path}: too large to decode safely ({what}); shrink or delete the file")
+
+
+def open_image(path: Path) -> Image.Image:
+    """``Image.open`` (header only): a file with more pixels than ``Image.MAX_IMAGE_PIXELS`` (a
+    decompression bomb) fails here, before any pixel is decoded. Close it (``with``) after use."""
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between 1x and 2x its limit, then decodes hundreds of MB
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return Image.open(path)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise too_large(path, err) from None
+    except Exception as err:  # Pillow plugins raise many types on malformed files
+        raise unreadable(path, err) from None
 
 
 def probe(path: Path) -> tuple[str, tuple[int, int]]:
     """(Pillow mode, (width, height)) from the file header, without decoding the pixels."""
-    try:
-        with Image.open(path) as im:
-            return im.mode, im.size
-    except Exception as err:  # Pillow plugins raise many types on malformed files
-        raise unreadable(path, err) from None
+    with open_image(path) as im:
+        return im.mode, im.size
+
+
+def read_all(paths: Sequence[Path], read: Callable[[Path], T]) -> list[T]:
+    """``read(p)`` of every path; the failures become one error naming the first and the count,
+    so that one look at a folder finds every bad file."""
+    out, bad = [], []
+    for p in paths:
+        try:
+            out.append(read(p))
+        except GankitError as err:
+            bad.append((p, err))
+    if len(bad) > 1:
+        names = ", ".join(p.name for p, _ in bad[1:4]) + (", ..." if len(bad) > 4 else "")
+        raise GankitError(f"{bad[0][1]} ({len(bad) - 1} more bad images: {names})")
+    if bad:
+        raise bad[0][1]
+    return out
 
 
 def to_8bit(im: Image.Image) -> Image.Image:
@@ -191,15 +233,27 @@ def to_8bit(im: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.round(wide), 0, 255).astype(np.uint8))
 
 
-def _decode(path: Path, colour: bool, size_wh: tuple[int, int]) -> tuple[np.ndarray, bool, bool]:
-    """Pixels (H, W, C) uint8 of ``path``, and whether it was 16-bit / resized."""
-    try:
-        with Image.open(path) as im:
+def read_8bit(path: Path, colour: bool | None = None, draft: int = 0) -> tuple[Image.Image, bool]:
+    """The decoded pixels of ``path`` as 8-bit "RGB" (``colour``) or "L" (``None``: as the file's
+    mode is colour or greyscale), and whether the file was 16-bit. Alpha and palette transparency
+    are dropped, not composited. ``draft`` > 0 lets JPEG decode at a reduced scale >= draft."""
+    with open_image(path) as im:
+        try:
+            if draft:
+                im.draft(None, (draft, draft))  # much faster for large JPEGs
             im.load()
             wide = im.mode in WIDE_MODES
-            im8 = to_8bit(im).convert("RGB" if colour else "L")
-    except Exception as err:  # Pillow plugins raise many types on malformed files
-        raise unreadable(path, err) from None
+            grey = im.mode in GREY_MODES if colour is None else not colour
+            flat = im.convert("RGBA") if "transparency" in im.info and im.mode == "P" else im
+            # (Pillow warns when a palette with transparency goes straight to RGB or L)
+            return to_8bit(flat).convert("L" if grey else "RGB"), wide
+        except Exception as err:  # Pillow plugins raise many types on malformed files
+            raise unreadable(path, err) from None
+
+
+def _decode(path: Path, colour: bool, size_wh: tuple[int, int]) -> tuple[np.ndarray, bool, bool]:
+    """Pixels (H, W, C) uint8 of ``path``, and whether it was 16-bit / resized."""
+    im8, wide = read_8bit(path, colour)
     resized = im8.size != size_wh
     if resized:
         im8 = im8.resize(size_wh, _BICUBIC)
@@ -211,7 +265,7 @@ def _folder_format(
     splits: dict[str, list[tuple[Path, int]]], size_wh: tuple[int, int] | None, notes: list[str]
 ) -> tuple[bool, tuple[int, int]]:
     """Decide (colour?, (w, h)) from the headers of both splits, so train and test agree."""
-    probes = [probe(p) for p, _ in splits["train"] + splits["test"]]
+    probes = read_all([p for p, _ in splits["train"] + splits["test"]], probe)
     grey = [mode in GREY_MODES for mode, _ in probes]
     colour = not all(grey)
     if colour and any(grey):
@@ -219,16 +273,38 @@ def _folder_format(
     return colour, size_wh or probes[0][1]
 
 
+def memory_budget() -> int:
+    """Bytes a folder's decoded images may take: a quarter of this machine's memory."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): as for 16 GB
+        return 4 << 30
+
+
+def _check_memory(root: Path, n: int, size_wh: tuple[int, int], colour: bool) -> None:
+    """Fail before decoding when ``n`` images at ``size_wh`` would not fit the memory budget."""
+    (w, h), budget = size_wh, memory_budget()
+    need = n * w * h * (3 if colour else 1)
+    if need > budget:
+        raise GankitError(
+            f"{root}: {n} images at {h}x{w} need {need / 1e6:,.0f} MB of memory, over the "
+            f"{budget / 1e6:,.0f} MB allowed (a quarter of this machine's); set a smaller "
+            "image size, e.g. image_size=64"
+        )
+
+
 def _load_folder(root: Path, split: str, size_wh: tuple[int, int] | None) -> ImageDataset:
     """A class-folder dataset (see FOLDER_LAYOUT) decoded into memory."""
     classes, splits, notes = _plan(root)
     colour, size_wh = _folder_format(splits, size_wh, notes)
-    pixels, labels, wide, resized = [], [], 0, 0
-    for path, label in splits[split]:
-        array, was_wide, was_resized = _decode(path, colour, size_wh)
-        pixels.append(array)
-        labels.append(label)
-        wide, resized = wide + was_wide, resized + was_resized
+    _check_memory(root, len(splits["train"]) + len(splits["test"]), size_wh, colour)
+    if split == "train":  # the test split loads at the first evaluation: check it decodes now
+        read_all([p for p, _ in splits["test"]], lambda p: read_8bit(p, colour))
+    decoded = read_all([p for p, _ in splits[split]], lambda p: _decode(p, colour, size_wh))
+    pixels = [array for array, _, _ in decoded]
+    labels = [label for _, label in splits[split]]
+    wide = sum(was_wide for _, was_wide, _ in decoded)
+    resized = sum(was_resized for _, _, was_resized in decoded)
     if wide:
         notes.append(f"{wide} 16-bit images scaled to 8 bit")
     if resized:

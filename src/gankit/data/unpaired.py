@@ -32,13 +32,12 @@ from gankit.data.base import DataSource, DataSpec
 from gankit.data.images import (
     GREY_MODES,
     IMAGE_SUFFIXES,
-    WIDE_MODES,
     ImageDataset,
     hold_out,
     probe,
-    to_8bit,
+    read_8bit,
+    read_all,
     to_float,
-    unreadable,
 )
 from gankit.data.toy import GaussianMixture, mixture_on_circle
 from gankit.errors import GankitError
@@ -122,14 +121,7 @@ def _domain_files(root: Path, domain: str) -> tuple[list[Path], list[Path], list
 def _read_square(path: Path, colour: bool, side: int) -> tuple[np.ndarray, bool]:
     """Pixels (side, side, C) uint8 of ``path``: shorter side resized to ``side`` (bicubic), then
     centre-cropped; and whether the file was 16-bit."""
-    try:
-        with Image.open(path) as im:
-            im.draft(None, (side, side))  # JPEG: decode at a reduced scale >= side (much faster)
-            im.load()
-            wide = im.mode in WIDE_MODES
-            im8 = to_8bit(im).convert("RGB" if colour else "L")
-    except Exception as err:  # Pillow plugins raise many types on malformed files
-        raise unreadable(path, err) from None
+    im8, wide = read_8bit(path, colour, draft=side)
     w, h = im8.size
     scale = side / min(w, h)
     w, h = max(side, round(w * scale)), max(side, round(h * scale))
@@ -141,7 +133,7 @@ def _read_square(path: Path, colour: bool, side: int) -> tuple[np.ndarray, bool]
 
 def _stack(files: list[Path], colour: bool, side: int, name: str) -> tuple[ImageDataset, int]:
     """Decode ``files`` into an unlabelled ImageDataset (N, C, side, side); and the 16-bit count."""
-    read = [_read_square(p, colour, side) for p in files]
+    read = read_all(files, lambda p: _read_square(p, colour, side))
     empty = np.zeros((0, side, side, 3 if colour else 1), np.uint8)
     pixels = np.stack([r[0] for r in read]) if read else empty
     images = torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
@@ -154,7 +146,7 @@ def _load_domain(
 ) -> tuple[ImageDataset, ImageDataset, list[str]]:
     """(train at size * LOAD_SCALE, test at size, notes) of one domain of a folder."""
     train_files, test_files, notes = _domain_files(root, domain)
-    grey = [probe(p)[0] in GREY_MODES for p in train_files + test_files]
+    grey = [mode in GREY_MODES for mode, _ in read_all(train_files + test_files, probe)]
     colour = not all(grey)  # decided over both splits so that they agree
     if colour and any(grey):
         notes.append(f"domain {domain}: mixed greyscale and colour images, all converted to RGB")

@@ -372,7 +372,10 @@ def load_classifier(
         raise GankitError(f"classifier weights {path} not found; train one first") from e
     if hashlib.sha256(blob).hexdigest() != meta["sha256"]:
         raise GankitError(f"classifier weights {path} fail their checksum; retrain or re-copy")
-    model = SmallCNN(int(meta["num_classes"]), int(meta["channels"]), int(meta["size"]))
+    # the random init is overwritten below; drawing it from the global RNG would shift a training
+    # run's noise by when its evaluation first loads the classifier (a resumed run loads it later)
+    with torch.random.fork_rng(devices=[]):
+        model = SmallCNN(int(meta["num_classes"]), int(meta["channels"]), int(meta["size"]))
     try:
         model.load_state_dict(st_load(blob))
     except (SafetensorError, RuntimeError) as e:
