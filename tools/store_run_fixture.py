@@ -51,7 +51,7 @@ def store(name: str, out: Path) -> dict:
         "shape": list(x.shape),
         "abs_sum": float(x.double().abs().sum()),
         "first": x.flatten()[:4].tolist(),
-        "metrics": {k: float(v) for k, v in scores.items() if isinstance(v, int | float)},
+        "metrics": {k: float(v) for k, v in scores.items() if k.startswith("eval/")},
     }
 
 
