@@ -24,6 +24,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "gankit"
 LAYERS = {
     "errors": 0,
+    "score_protocols": 0,
     "cache": 0,
     "catalog": 0,
     "config": 0,

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gankit import report
+from gankit import report, score_protocols
 from gankit.cli import main
 from gankit.errors import GankitError
 
@@ -122,7 +122,7 @@ def test_comparison_of_three_runs(toy_report_runs, toy_report_page):
     assert {row[0] for row in diff[1:]} == {"train.seed", "model_config.lr"}
     assert ["train.seed", "0", "1", "0"] in diff
     logged = set.intersection(*(set(report.read_run(r).series()) for r in toy_report_runs))
-    expected = {k for k in logged if not report.is_reference(k)}
+    expected = {k for k in logged if not score_protocols.is_reference(k)}
     assert {"eval/em", "eval/modes", "eval/high_quality", "loss/d"} <= expected
     scores = page.tables["scores"]
     assert {row[0] for row in scores[2:]} == expected  # after two header rows
@@ -204,16 +204,16 @@ def test_gankit_eval_records_are_listed_not_drawn(cgan_report_run, tmp_path):
     ],
 )
 def test_which_way_is_better(key, better):
-    assert report.score_of(key).better == better
+    assert score_protocols.score_of(key).better == better
 
 
 def test_floors_and_baselines_pair_with_their_scores():
-    assert report.reference_key("eval/cfid") == ("eval/cfid_floor", "real-vs-real floor")
-    assert report.reference_key("eval/cfid_class/7")[0] == "eval/cfid_floor_class/7"
-    assert report.reference_key("eval/pair_l1_ab")[0] == "eval/identity_l1_ab"
-    assert report.reference_key("eval/modes")[0] == "eval/modes_total"
+    assert score_protocols.reference_key("eval/cfid") == ("eval/cfid_floor", "real-vs-real floor")
+    assert score_protocols.reference_key("eval/cfid_class/7")[0] == "eval/cfid_floor_class/7"
+    assert score_protocols.reference_key("eval/pair_l1_ab")[0] == "eval/identity_l1_ab"
+    assert score_protocols.reference_key("eval/modes")[0] == "eval/modes_total"
     for key in ("eval/cfid_floor", "eval/cfid_floor_class/7", "eval/identity_l1_ba"):
-        assert report.is_reference(key)
+        assert score_protocols.is_reference(key)
 
 
 def test_score_row_final_best_and_winner():
