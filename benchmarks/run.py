@@ -171,15 +171,16 @@ def synthetic_folder(root: Path, n: int = 16) -> str:
     return str(root)
 
 
-def preset_run(name: str) -> "Run":
+def preset_run(name: str, precision: str = "fp32") -> "Run":
     """The preset's Run on the CPU (a synthetic folder is read into memory, then deleted)."""
     from gankit.runs import Run, resolve
 
     model, data, overrides = PRESETS[name]
+    extra = ["progress=false", f"precision={precision}"]
     with tempfile.TemporaryDirectory() as tmp:
         if data == SYNTHETIC:
             data = synthetic_folder(Path(tmp) / "unpaired")
-        return Run(resolve(model, data, None, [*overrides, "progress=false"]), torch.device("cpu"))
+        return Run(resolve(model, data, None, [*overrides, *extra]), torch.device("cpu"))
 
 
 def peak_rss_mb() -> float:
@@ -198,26 +199,33 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def measure(name: str, steps: int) -> dict:
-    """Seconds per step, samples/s, FLOPs per step, GFLOP/s, MFU and peak RSS of one preset."""
-    from gankit.trainer import batches
+def measure(name: str, steps: int, precision: str = "fp32") -> dict:
+    """Seconds per step, samples/s, FLOPs per step, GFLOP/s, MFU and peak RSS of one preset,
+    its training steps in ``precision`` as the trainer runs them (MFU stays relative to fp32)."""
+    from gankit.trainer import autocast, batches
 
-    run = preset_run(name)
+    run = preset_run(name, precision)
     stream = batches(run.data, run.cfg.train.batch_size, run.device)
+
+    def train_step(step: int) -> None:
+        with autocast(run.device, run.precision):
+            run.model.train_step(stream, step)
+
     for step in range(3):
-        run.model.train_step(stream, step)
+        train_step(step)
     start = time.perf_counter()
     for step in range(steps):
-        run.model.train_step(stream, 3 + step)
+        train_step(3 + step)
     sec = (time.perf_counter() - start) / steps
     # the training's own peak, before the FLOP counter (its imports) and the GEMM reference
     rss = peak_rss_mb()
-    flops = count_flops(lambda: run.model.train_step(stream, 3 + steps))
-    kernels = kernel_time(lambda k: run.model.train_step(stream, 4 + steps + k))
+    flops = count_flops(lambda: train_step(3 + steps))
+    kernels = kernel_time(lambda k: train_step(4 + steps + k))
     peak = matmul_peak()
     real_per_step = run.cfg.train.batch_size * getattr(run.cfg.model_config, "n_critic", 1)
     return {
         "preset": name,
+        "precision": run.precision,
         "batch_size": run.cfg.train.batch_size,
         "sec_per_step": sec,
         "real_samples_per_sec": real_per_step / sec,
@@ -264,6 +272,20 @@ def time_to_quality(model: str, data: str) -> dict:
     }
 
 
+def step_time_ratios(speed: list[dict], base: str) -> list[dict]:
+    """Each preset's seconds per step in every other precision over those in ``base``."""
+    ref = {r["preset"]: r["sec_per_step"] for r in speed if r["precision"] == base}
+    return [
+        {
+            "preset": r["preset"],
+            "precision": r["precision"],
+            "time_ratio": round(r["sec_per_step"] / ref[r["preset"]], 3),
+        }  # fmt: skip
+        for r in speed
+        if r["precision"] != base and r["preset"] in ref
+    ]
+
+
 def in_subprocess(args: list[str]) -> dict:
     out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
     if out.returncode != 0:
@@ -288,10 +310,18 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=list(PRESETS), help="presets to measure")
     parser.add_argument("--jobs", type=int, default=2, help="time-to-quality runs in parallel")
     parser.add_argument("--threads", type=int, default=2, help="torch threads per process")
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        default=["fp32"],
+        choices=["fp32", "bf16", "auto"],
+        help="training precisions to time each preset in (several: a bench-<names>.json with "
+        "the step-time ratios to the first, no quality runs)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.preset:
-        print(json.dumps(measure(args.preset, args.steps)))
+        print(json.dumps(measure(args.preset, args.steps, args.precision[0])))
         return
     if args.quality:
         model, data = args.quality.split(":")
@@ -307,15 +337,22 @@ def main() -> None:
         },
         "speed": [
             in_subprocess(
-                ["--preset", name, "--steps", str(args.steps), "--threads", str(args.threads)]
+                [
+                    *("--preset", name, "--steps", str(args.steps)),
+                    *("--threads", str(args.threads), "--precision", precision),
+                ]
             )
             for name in args.only
+            for precision in args.precision
         ],
     }
-    if not args.skip_quality:
+    compare = len(args.precision) > 1
+    if compare:
+        results["ratios"] = step_time_ratios(results["speed"], args.precision[0])
+    elif not args.skip_quality:
         results["quality"] = quality_runs(args.jobs)
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "bench.json"
+    path = args.out / ("bench-" + "-".join(args.precision) + ".json" if compare else "bench.json")
     path.write_text(json.dumps(results, indent=2))
     ceiling = results["machine"]["conv3x3_ceiling"]
     print(
@@ -327,7 +364,11 @@ def main() -> None:
             f"{row['preset']:24s} {row['sec_per_step'] * 1e3:8.1f} ms/step  "
             f"MFU {row['mfu']:.1%} (kernels at {row['kernel_mfu']:.1%}, "
             f"{row['kernel_share']:.0%} of the step)  RSS {row['peak_rss_mb']:.0f} MB"
+            + (f"  [{row['precision']}]" if compare else "")
         )
+    for row in results.get("ratios", []):
+        print(f"{row['preset']:24s} {row['precision']} step time / {args.precision[0]}: "
+              f"{row['time_ratio']:.2f}")  # fmt: skip
     for row in results.get("quality", []):
         hq = row["final"]["eval/high_quality"]
         print(

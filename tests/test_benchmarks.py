@@ -46,3 +46,14 @@ def test_kernel_time_counts_matrix_products_only():
     wall = (time.perf_counter() - start) / 2
     assert got["flops"] == 2 * 2 * 256**3
     assert 0 < got["seconds"] < wall / 2  # five exps of 4 M floats outweigh two 256² products
+
+
+def test_step_time_ratios_are_relative_to_the_first_precision():
+    bench = runpy.run_path(str(RUN))
+    speed = [
+        {"preset": "p", "precision": "fp32", "sec_per_step": 0.2},
+        {"preset": "p", "precision": "bf16", "sec_per_step": 0.1},
+    ]
+    assert bench["step_time_ratios"](speed, "fp32") == [
+        {"preset": "p", "precision": "bf16", "time_ratio": 0.5}
+    ]

@@ -316,7 +316,10 @@ def _train(args: argparse.Namespace) -> None:
                 f"{run_dir} is a {run.cfg.model} run, not {args.model}: "
                 f"resume it with gankit train --resume {run_dir}"
             )
-        print(f"resuming {run_dir} from {ckpt.name} (step {run.step})", file=sys.stderr)
+        print(
+            f"resuming {run_dir} from {ckpt.name} (step {run.step}, {run.precision})",
+            file=sys.stderr,
+        )
     else:
         cfg = api.configure(args.model, args.data, config=args.config, overrides=overrides)
         run, run_dir = api.prepare(cfg, args.out, create=not args.dry_run)
@@ -325,7 +328,8 @@ def _train(args: argparse.Namespace) -> None:
 
             print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
             return
-        print(f"training {cfg.model} on {cfg.data} into {run_dir} ({run.device})", file=sys.stderr)
+        where = f"{run.device}, {run.precision}"
+        print(f"training {cfg.model} on {cfg.data} into {run_dir} ({where})", file=sys.stderr)
     metrics = api.fit(run, run_dir)
     print(json.dumps({"run_dir": str(run_dir), "step": run.step, **metrics}))
 

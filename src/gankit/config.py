@@ -64,6 +64,12 @@ class TrainConfig:
     seed: int = option(0, "seed for weights, noise and data order", min=0)
     image_size: int = option(0, "resize images to this side (0 keeps the dataset's size)", min=0)
     device: str = option("auto", "auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
+    precision: Literal["fp32", "bf16", "auto"] = option(
+        "fp32",
+        "training arithmetic: fp32, bf16 (autocast of the training step's forward passes and "
+        "losses; weights, optimiser state and evaluation stay fp32) or auto (bf16 where the "
+        "device computes it natively: CUDA with bf16, a CPU with AVX-512 BF16 or AMX)",
+    )
     log_every: int = option(50, "steps between metrics.jsonl/TensorBoard loss records", min=1)
     sample_every: int = option(1000, "steps between sample images in samples/", min=1)
     eval_every: int = option(1000, "steps between metric evaluations", min=1)

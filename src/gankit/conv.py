@@ -211,9 +211,12 @@ def wide_enough(conv: nn.Conv2d | nn.ConvTranspose2d, transposed: bool) -> bool:
 
 
 def _geometry(conv: nn.Conv2d | nn.ConvTranspose2d, x: Tensor, transposed: bool) -> Geometry | None:
-    """How to run ``conv`` on x; None: as torch does (also on GPUs, whose kernels are fine)."""
+    """How to run ``conv`` on x; None: as torch does (also on GPUs, whose kernels are fine, and
+    under bf16 autocast, which the GEMM path does not follow: torch's own conv casts for it)."""
     simple = (
         x.device.type == "cpu"
+        and x.dtype == torch.float32
+        and not torch.is_autocast_enabled("cpu")
         and x.dim() == 4
         and conv.groups == 1
         and conv.dilation == (1, 1)

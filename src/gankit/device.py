@@ -1,5 +1,7 @@
-"""Device choice: CUDA when present, else CPU; ``--device`` overrides."""
+"""Device choice: CUDA when present, else CPU; ``--device`` overrides. Training precision:
+bf16 autocast where the device computes bf16 natively, else fp32."""
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -27,3 +29,38 @@ def to_device(batch: Any, device: torch.device) -> Any:
     if isinstance(batch, tuple | list):
         return type(batch)(to_device(b, device) for b in batch)
     return batch.to(device, non_blocking=True)
+
+
+# CPU flags (as /proc/cpuinfo names them) of native bf16 arithmetic: AVX-512 BF16 dot products,
+# Intel AMX tiles. Without them torch emulates bf16 and autocast only adds conversions.
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> set[str]:
+    """The first CPU's feature flags from ``cpuinfo`` (Linux); empty where it cannot be read."""
+    try:
+        text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            return set(value.split())
+    return set()
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether ``device`` computes bf16 natively: CUDA with bf16 support, or a CPU with AVX-512
+    BF16 or AMX."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and any(f in cpu_flags() for f in BF16_CPU_FLAGS)
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    """``auto`` → ``bf16`` where :func:`bf16_native`, else ``fp32``; ``fp32``/``bf16`` as given."""
+    if name == "auto":
+        return "bf16" if bf16_native(device) else "fp32"
+    if name not in ("fp32", "bf16"):
+        raise GankitError(f"unknown precision '{name}': use fp32, bf16 or auto")
+    return name

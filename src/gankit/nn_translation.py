@@ -294,7 +294,8 @@ class ImagePool:
         if self.size == 0:
             return images.detach()
         out = []
-        for image in images.detach():
+        # stored fp32 (checkpoints hold fp32), also from a bf16 autocast generator
+        for image in images.detach().float():
             if len(self.images) < self.size:
                 self.images.append(image.clone())
                 out.append(image)

@@ -27,7 +27,7 @@ from gankit.config import (
     unknown_key,
 )
 from gankit.data import DataSource, DataSpec, data_kind, open_data
-from gankit.device import resolve_device, to_device
+from gankit.device import resolve_device, resolve_precision, to_device
 from gankit.ema import EMA
 from gankit.errors import GankitError
 from gankit.evaluate import Evaluator
@@ -242,15 +242,18 @@ class Run:
     """A model with its data and EMA, rebuilt from a RunConfig; saved and restored as one state.
 
     ``gankit.train`` and ``gankit.load`` return one. Attributes: ``cfg`` (the resolved
-    :class:`~gankit.config.RunConfig`), ``model``, ``data``, ``ema``, ``device``, ``step``
-    (generator steps done), ``dir`` (its run directory, or None before training) and
-    ``checkpoint`` (the file it was loaded from, or None).
+    :class:`~gankit.config.RunConfig`), ``model``, ``data``, ``ema``, ``device``, ``precision``
+    (the resolved "fp32" or "bf16"), ``step`` (generator steps done), ``dir`` (its run
+    directory, or None before training) and ``checkpoint`` (the file it was loaded from, or
+    None).
     """
 
     def __init__(
         self, cfg: RunConfig, device: torch.device, run_dir: str | Path | None = None
     ) -> None:
         self.cfg, self.device = cfg, device
+        # the arithmetic training steps run in: "fp32" or "bf16" (``auto`` resolved on this device)
+        self.precision = resolve_precision(cfg.train.precision, device)
         self.dir = None if run_dir is None else Path(run_dir)
         self.checkpoint: Path | None = None
         torch.manual_seed(cfg.train.seed)

@@ -11,7 +11,7 @@ import math
 import signal
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,19 @@ def graceful_stop() -> Iterator[dict[str, bool]]:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def autocast(device: torch.device, precision: str) -> AbstractContextManager[Any]:
+    """The arithmetic of a training step: bf16 autocast for ``precision`` "bf16", else none.
+
+    Autocast runs matmuls and convolutions in bf16 and keeps fp32 weights, so gradients and
+    optimiser state stay fp32; backward ops run in the dtype their forward op chose. The cast
+    cache is off: a family's step updates weights in place between forward passes (critic
+    iterations), and a cached bf16 copy would then be stale.
+    """
+    if precision != "bf16":
+        return nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
 
 
 def batches(data: DataSource, batch_size: int, device: torch.device) -> Iterator[Any]:
@@ -134,7 +147,8 @@ class Trainer:
         )
         with graceful_stop() as flag, bar:
             while run.step < total:
-                logs = run.model.train_step(stream, run.step)
+                with autocast(run.device, run.precision):
+                    logs = run.model.train_step(stream, run.step)
                 self.check_finite(logs)
                 run.model.end_step()
                 if run.ema:
