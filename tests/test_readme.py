@@ -18,7 +18,7 @@ FIRST_LINES = [
     "make demo   # creates .venv, caches MNIST, trains its evaluation classifier, then a "
     "conditional GAN (~14 min on 2 CPU cores)",
     "make test   # creates .venv from constraints.txt, then runs ruff and the test suite "
-    "(~3 min on 2 cores once installed)",
+    "(~4 min on 2 cores once installed)",
 ]
 # appended to every `gankit train` line of the quick start: the same commands, seconds long
 TINY_TRAIN = [
