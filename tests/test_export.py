@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from synthetic import unpaired_folders
 
 import gankit
 from gankit import export
@@ -35,15 +36,8 @@ def cgan_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def cyclegan_run(tmp_path_factory) -> Path:
     """A 2-step CycleGAN from greyscale trainA to RGB trainB, 16 px."""
-    from PIL import Image
-
     root = tmp_path_factory.mktemp("unpaired")
-    gen = torch.Generator().manual_seed(0)
-    for domain, channels in (("A", 1), ("B", 3)):
-        (root / f"train{domain}").mkdir()
-        for i in range(6):
-            pixels = torch.randint(256, (20, 20, channels), generator=gen, dtype=torch.uint8)
-            Image.fromarray(pixels.squeeze(-1).numpy()).save(root / f"train{domain}" / f"{i}.png")
+    unpaired_folders(root)
     out = tmp_path_factory.mktemp("export-cyclegan") / "run"
     argv = ["train", "cyclegan", "--data", str(root), "--steps", "2", "--out", str(out)]
     tiny = ["ngf=4", "ndf=4", "blocks=1", "pool_size=2", "image_size=16", "batch_size=2"]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from synthetic import unpaired_folders
 
 import gankit
 from gankit.cli import main
@@ -46,12 +47,7 @@ def cgan_run(tmp_path_factory) -> Path:
 def cyclegan_run(tmp_path_factory) -> Path:
     """A 1-step CycleGAN from greyscale trainA to RGB trainB, 16 px."""
     root = tmp_path_factory.mktemp("serve-unpaired")
-    gen = torch.Generator().manual_seed(0)
-    for domain, channels in (("A", 1), ("B", 3)):
-        (root / f"train{domain}").mkdir()
-        for i in range(6):
-            pixels = torch.randint(256, (20, 20, channels), generator=gen, dtype=torch.uint8)
-            Image.fromarray(pixels.squeeze(-1).numpy()).save(root / f"train{domain}" / f"{i}.png")
+    unpaired_folders(root)
     out = root / "run"
     tiny = {"ngf": 4, "ndf": 4, "blocks": 1, "pool_size": 2, "image_size": 16, "batch_size": 2}
     gankit.train("cyclegan", root, steps=1, out=out, eval_samples=10, **tiny)

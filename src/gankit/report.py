@@ -822,18 +822,12 @@ def template() -> Any:
 
 def render(runs: list[RunLog]) -> str:
     """The HTML page about ``runs`` (one: its report; several: a comparison first)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:  # from the metadata: the package's __init__ sits above this layer
-        __version__ = version("gankit")
-    except PackageNotFoundError:
-        __version__ = "?"
     views = [run_view(run, i) for i, run in enumerate(runs)]
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     title = runs[0].name if len(runs) == 1 else f"{len(runs)} runs compared"
     return template().render(
         title=title,
-        generated=f"gankit {__version__}, {now}",
+        generated=f"gankit {checkpoint.VERSION}, {now}",
         views=views,
         comparison=comparison(runs) if len(runs) > 1 else None,
     )
