@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PIP := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: setup setup-all demo demo-toy test test-slow bench bench-cli soak docs lint format clean
+.PHONY: setup setup-all demo demo-toy test test-slow bench bench-mfu bench-cli bench-quality bench-streaming bench-ddp soak soak-ddp docs lint format clean
 
 # torch goes in first, at the pinned version, so that resolving the other dependencies cannot
 # pull in a different torch build (on Linux, PyPI's default torch wheel is the multi-GB CUDA
@@ -44,17 +44,49 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(VENV)/bin/pytest -q -m slow
 
+# gankit against plain eager PyTorch, every preset, interleaved rounds (CycleGAN-128 takes
+# longest; shorter: make bench BENCH_ARGS="--only discogan-64 --rounds 1 --scale 0.5"):
+# benchmarks/results/side-by-side.json, table in docs/benchmarks.md
+BENCH_ARGS ?=
 bench: $(STAMP)
+	$(PY) benchmarks/side_by_side.py --out benchmarks/results/side-by-side.json $(BENCH_ARGS)
+
+# MFU, kernel share, peak RSS and toy time-to-quality of every preset: benchmarks/results/bench.json
+bench-mfu: $(STAMP)
 	$(PY) benchmarks/run.py --out benchmarks/results
 
 # how fast `gankit --help`, `--version` and argument errors answer (no torch import)
 bench-cli: $(STAMP)
 	$(PY) benchmarks/cli_startup.py --out benchmarks/results
 
+# torchrun: 2 processes x 1 thread with a global batch 2B against 1 process with batch B, per core
+bench-ddp: $(STAMP)
+	$(PY) benchmarks/ddp.py --out benchmarks/results/ddp.json
+
+# CycleGAN 128 px on a streamed vs an in-memory folder of 20,000 generated JPEGs (made once in
+# the temp dir), and memory of streaming 2,000 vs 20,000 images (docs/benchmarks.md)
+bench-streaming: $(STAMP)
+	$(PY) benchmarks/streaming.py --out benchmarks/results/streaming.json
+
+# fp32 vs bf16 time to quality, each seed's two runs side by side (one thread each, nice -n 5);
+# ~2 h on a free machine: toy 3 seeds, cGAN 2, CycleGAN 1 (docs/benchmarks.md "bf16 time to quality")
+TQ_RUNS ?= /tmp/tq-runs
+bench-quality: $(STAMP)
+	$(PY) benchmarks/time_to_quality.py toy --seeds 0 1 2 --runs $(TQ_RUNS)
+	$(PY) benchmarks/time_to_quality.py cgan --seeds 0 1 --runs $(TQ_RUNS)
+	$(VENV)/bin/gankit train classifier --data digits2colour reuse=true
+	$(PY) benchmarks/time_to_quality.py cyclegan --seeds 0 --runs $(TQ_RUNS)
+
 # crash safety: every family killed (SIGKILL, also mid-checkpoint-write) and resumed, > 100 kills
 # in all, each run's final checkpoint compared with an uninterrupted twin (docs/reliability.md)
 soak: $(STAMP)
 	$(PY) benchmarks/soak.py --out benchmarks/results/soak.json
+
+# the same under torchrun: 2 processes x 1 thread per launch, whole-tree and single-worker SIGKILLs,
+# SIGINT/SIGTERM to the agent, orphan workers counted (docs/reliability.md)
+soak-ddp: $(STAMP)
+	$(PY) benchmarks/soak.py --processes 2 --families gan,wgan-gp,cgan,cyclegan --kills-per-run 10 \
+		--out benchmarks/results/soak-ddp.json
 
 # docs/configuration.md from the config dataclasses (tests/test_config_reference.py checks it)
 docs: $(STAMP)

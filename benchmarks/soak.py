@@ -14,6 +14,19 @@ After every interruption each checkpoint on disk must load with gankit's loader;
 temp files a kill left must be gone. At the end the run's final checkpoint must equal its twin's,
 tensor for tensor (``torch.equal``). Both use the same thread count, which fixes the order of
 float reductions. Results as JSON (``make soak``).
+
+With ``--processes N`` (``make soak-ddp``) the twin and every launch run under ``torchrun`` with N
+processes of ``--threads`` threads each, and the interruptions hit a process tree: torchrun's
+agent and its workers, each of which torchrun detaches with setsid. So a SIGKILL goes
+to every process of the tree (``kill_tree``), never to the agent's process group alone, which
+would leave the workers training and writing checkpoints. Two more kinds:
+
+- ``worker``: SIGKILL of one worker (rank 0 or 1) inside a step; torchrun then stops the others;
+- ``graceful`` sends SIGINT or SIGTERM to the agent's process group, as a terminal's Ctrl-C does;
+  torchrun forwards it to the workers, which agree on the step to stop at, and rank 0 checkpoints.
+
+After every launch, a process still running with the run directory on its command line is an
+orphan: it is counted, then killed.
 """
 
 import argparse
@@ -27,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -54,20 +68,34 @@ LOOP = [
 ]
 # per 10 interruptions; graceful ones alternate SIGINT and SIGTERM
 KINDS = ["random"] * 5 + ["during_write"] * 2 + ["before_rename"] * 2 + ["graceful"]
+# the same per 10 under torchrun, with single-worker kills and more graceful stops (the new path)
+DDP_KINDS = ["random"] * 2 + ["worker"] * 2 + ["during_write"] * 2 + ["before_rename"] * 2
+DDP_KINDS += ["graceful"] * 2
 # what a checkpoint says about its writer, not its run: left out of the twin comparison
 WRITER_KEYS = ("gankit_version",)
 TIMEOUT = 600.0  # seconds for one launch: a hang is a failure, not a wait
+ORPHAN_GRACE = 5.0  # seconds a killed launch's processes get to vanish before they are orphans
 
 
-def train_command(family: str, run_dir: Path, steps: int, seed: int) -> list[str]:
+def gankit_command(processes: int = 1) -> list[str]:
+    """``python -m gankit``, or under torchrun with ``processes`` workers on this machine."""
+    if processes == 1:
+        return [sys.executable, "-m", "gankit"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    return [*torchrun, f"--nproc-per-node={processes}", "-m", "gankit"]
+
+
+def train_command(
+    family: str, run_dir: Path, steps: int, seed: int, processes: int = 1
+) -> list[str]:
     data, _, model = FAMILIES[family]
-    cmd = [sys.executable, "-m", "gankit", "train", family, "--data", data, "--out", str(run_dir)]
+    cmd = [*gankit_command(processes), "train", family, "--data", data, "--out", str(run_dir)]
     halfway = [f"eval_every={max(1, steps // 2)}", f"sample_every={max(1, steps // 2)}"]
     return [*cmd, f"steps={steps}", f"seed={seed}", *LOOP, *halfway, *model]
 
 
-def resume_command(run_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "gankit", "train", "--resume", str(run_dir)]
+def resume_command(run_dir: Path, processes: int = 1) -> list[str]:
+    return [*gankit_command(processes), "train", "--resume", str(run_dir)]
 
 
 def child_env(threads: int, kill_at_write: int | None = None) -> dict[str, str]:
@@ -104,6 +132,99 @@ def temps(ckpt_dir: Path) -> set[str]:
     return {p.name for p in ckpt_dir.glob(".*.tmp")} if ckpt_dir.is_dir() else set()
 
 
+def parse_children(texts: list[str]) -> list[int]:
+    """PIDs from the contents of ``/proc/PID/task/*/children`` (one file per thread)."""
+    return sorted({int(word) for text in texts for word in text.split()})
+
+
+def children(pid: int) -> list[int]:
+    """The direct children of ``pid`` (none once it is gone)."""
+    texts = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            texts.append((task / "children").read_text())
+        except OSError:
+            pass  # a thread that just ended
+    return parse_children(texts)
+
+
+def env_value(environ: bytes, key: str) -> str | None:
+    """``key``'s value in the contents of ``/proc/PID/environ`` (NUL-separated KEY=VALUE)."""
+    prefix = f"{key}=".encode()
+    found = [v[len(prefix) :] for v in environ.split(b"\0") if v.startswith(prefix)]
+    return found[0].decode() if found else None
+
+
+def workers(agent: int) -> dict[int, int]:
+    """torchrun's workers, rank: PID, read from the RANK their environment holds."""
+    found = {}
+    for pid in children(agent):
+        try:
+            rank = env_value(Path(f"/proc/{pid}/environ").read_bytes(), "RANK")
+        except OSError:
+            continue  # gone
+        if rank is not None:
+            found[int(rank)] = pid
+    return found
+
+
+def signal_quietly(pid: int, sig: signal.Signals, group: bool = False) -> None:
+    try:
+        (os.killpg if group else os.kill)(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass  # already gone (a zombie's group can refuse)
+
+
+def kill_tree(agent: int) -> list[int]:
+    """SIGKILL a launch (started as its own process group) and every process under it.
+
+    torchrun detaches each worker with setsid, so the agent's process group does not
+    hold the workers: a SIGKILL of that group alone leaves them training, writing checkpoints,
+    until they finish. Every process is stopped first, the parent before its children are read,
+    so none starts a child or writes a byte between the first SIGKILL and the last.
+    """
+    signal_quietly(agent, signal.SIGSTOP, group=True)
+    tree, todo = [agent], children(agent)
+    while todo:
+        pid = todo.pop()
+        signal_quietly(pid, signal.SIGSTOP)
+        tree.append(pid)
+        todo.extend(c for c in children(pid) if c not in tree)
+    signal_quietly(agent, signal.SIGKILL, group=True)
+    for pid in tree:
+        signal_quietly(pid, signal.SIGKILL)
+    return tree
+
+
+def holds_arg(cmdline: bytes, arg: str) -> bool:
+    """Whether a ``/proc/PID/cmdline`` (NUL-separated) has ``arg`` as one of its arguments."""
+    return arg.encode() in cmdline.split(b"\0")
+
+
+def running_with(arg: str) -> list[int]:
+    """PIDs of the live processes with ``arg`` on their command line (a zombie has none)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if holds_arg(cmdline, arg):
+                found.append(int(entry))
+    return found
+
+
+def kill_orphans(run_dir: Path) -> int:
+    """After a launch ended: the processes of the run still alive after ORPHAN_GRACE, killed."""
+    deadline = time.monotonic() + ORPHAN_GRACE
+    while (left := running_with(str(run_dir))) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in left:
+        signal_quietly(pid, signal.SIGKILL)
+    return len(left)
+
+
 def wait_for_step(proc: subprocess.Popen, tail: MetricsTail, target: int) -> bool:
     """Until the launch logged step ``target`` (True) or exited (False)."""
     deadline = time.monotonic() + TIMEOUT
@@ -114,13 +235,24 @@ def wait_for_step(proc: subprocess.Popen, tail: MetricsTail, target: int) -> boo
     return False
 
 
-def kill_on_temp(proc: subprocess.Popen, ckpt_dir: Path) -> bool:
-    """SIGKILL the moment a checkpoint temp file exists; False if the launch ended first."""
+def kill_on_temp(proc: subprocess.Popen, ckpt_dir: Path, kill: Callable[[], object]) -> bool:
+    """``kill()`` the moment a checkpoint temp file exists; False if the launch ended first."""
     while proc.poll() is None:  # a busy poll: a small checkpoint is on disk for milliseconds
         if any(name.endswith(".tmp") for name in os.listdir(ckpt_dir)):
-            proc.send_signal(signal.SIGKILL)
+            kill()
             return True
     return False
+
+
+def deliver(proc: subprocess.Popen, sig: str, processes: int) -> None:
+    """``sig`` to a launch: to its one process; under torchrun a SIGKILL to its whole tree and
+    another signal to the agent's process group, as a terminal's Ctrl-C does."""
+    if processes == 1:
+        proc.send_signal(getattr(signal, sig))
+    elif sig == "SIGKILL":
+        kill_tree(proc.pid)
+    else:
+        os.killpg(proc.pid, getattr(signal, sig))
 
 
 def interrupt(proc: subprocess.Popen, event: dict[str, Any], ctx: dict[str, Any]) -> str | None:
@@ -131,12 +263,18 @@ def interrupt(proc: subprocess.Popen, event: dict[str, Any], ctx: dict[str, Any]
         return None
     if event["kind"] == "during_write":
         ctx["ckpt_dir"].mkdir(parents=True, exist_ok=True)
-        return "SIGKILL" if kill_on_temp(proc, ctx["ckpt_dir"]) else None
+        kill = lambda: deliver(proc, "SIGKILL", ctx["processes"])  # noqa: E731
+        return "SIGKILL" if kill_on_temp(proc, ctx["ckpt_dir"], kill) else None
     time.sleep(ctx["rng"].uniform(0, ctx["step_time"]))  # anywhere inside the next step
     sig = event.get("signal", "SIGKILL")
     if proc.poll() is not None:
         return None
-    proc.send_signal(getattr(signal, sig))
+    if event["kind"] != "worker":
+        deliver(proc, sig, ctx["processes"])
+    elif (pid := workers(proc.pid).get(event["rank"])) is not None:
+        os.kill(pid, signal.SIGKILL)  # this rank alone: torchrun has to stop the others
+    else:
+        return None
     return sig
 
 
@@ -153,9 +291,17 @@ def verify(ckpt_dir: Path) -> tuple[int, list[str]]:
     return len(found), bad
 
 
-def launch(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+def launch(cmd: list[str], env: dict[str, str], log: Path, processes: int = 1) -> subprocess.Popen:
+    """A launch; under torchrun detached with setsid, so its process group is the agent's
+    (a Ctrl-C's target) and holds no process of the soak."""
     with open(log, "ab") as out:
-        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        return subprocess.Popen(
+            cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=processes > 1
+        )
+
+
+def log_size(log: Path) -> int:
+    return log.stat().st_size if log.exists() else 0
 
 
 def attempt(run: dict[str, Any], event: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
@@ -168,12 +314,19 @@ def attempt(run: dict[str, Any], event: dict[str, Any], ctx: dict[str, Any]) -> 
     if event["kind"] == "before_rename":  # the write of the first checkpoint after the target
         every = run["ckpt_every"]
         kill_at = event["target"] // every - start // every + 1
-    before = temps(ckpt_dir)
-    cmd = resume_command(run_dir) if last else run["fresh"]
+    before, logged = temps(ckpt_dir), log_size(run["log"])
+    cmd = resume_command(run_dir, ctx["processes"]) if last else run["fresh"]
     ctx["tail"], ctx["ckpt_dir"] = MetricsTail(run_dir / "metrics.jsonl"), ckpt_dir
-    proc = launch(cmd, child_env(ctx["threads"], kill_at), run["log"])
+    proc = launch(cmd, child_env(ctx["threads"], kill_at), run["log"], ctx["processes"])
     sent = interrupt(proc, event, ctx)
+    sent_at = time.monotonic()
     rc = proc.wait(timeout=TIMEOUT)
+    exit_seconds = time.monotonic() - sent_at  # from the signal to the launch's end
+    timed = sent is not None and event["kind"] != "before_rename"  # the launch's own kill
+    orphans = kill_orphans(run_dir)
+    with open(run["log"], "rb") as f:
+        f.seek(logged)
+        stop_line = b"gankit: stopped at step" in f.read()
     after = temps(ckpt_dir)
     reached = ctx["tail"].poll()
     last = checkpoint.latest(ckpt_dir)
@@ -183,6 +336,9 @@ def attempt(run: dict[str, Any], event: dict[str, Any], ctx: dict[str, Any]) -> 
         **event,
         "signal": sent if killed else None,
         "rc": rc,
+        "exit_seconds": round(exit_seconds, 2) if timed else None,
+        "orphans": orphans,
+        "stop_line": stop_line,
         "resumed_from": start if cmd is not run["fresh"] else None,
         "reached": reached,
         "checkpoint_after": checkpoint.step_of(last) if last else 0,
@@ -195,9 +351,17 @@ def attempt(run: dict[str, Any], event: dict[str, Any], ctx: dict[str, Any]) -> 
     }
 
 
-def plan(rng: random.Random, kills: int, steps: int, graceful_first: str) -> list[dict]:
-    """``kills`` interruptions at increasing random steps, kinds in the KINDS mix, shuffled."""
-    kinds = [KINDS[i % len(KINDS)] for i in range(kills)]
+def plan(
+    rng: random.Random,
+    kills: int,
+    steps: int,
+    graceful_first: str,
+    mix: list[str] = KINDS,
+    processes: int = 1,
+) -> list[dict]:
+    """``kills`` interruptions at increasing random steps, kinds in the ``mix``, shuffled;
+    ``worker`` kills take the ranks in turn."""
+    kinds = [mix[i % len(mix)] for i in range(kills)]
     rng.shuffle(kinds)
     targets = sorted(rng.sample(range(1, steps - 1), kills))
     events, graceful = [], [graceful_first, "SIGTERM" if graceful_first == "SIGINT" else "SIGINT"]
@@ -205,15 +369,18 @@ def plan(rng: random.Random, kills: int, steps: int, graceful_first: str) -> lis
         event = {"kind": kind, "target": target}
         if kind == "graceful":
             event["signal"] = graceful[sum(e["kind"] == "graceful" for e in events) % 2]
+        if kind == "worker":
+            event["rank"] = sum(e["kind"] == "worker" for e in events) % processes
         events.append(event)
     return events
 
 
-def finish(run: dict[str, Any], threads: int) -> tuple[int, bool]:
+def finish(run: dict[str, Any], threads: int, processes: int = 1) -> tuple[int, bool]:
     """Resume (or start) the run to its end without interruption: (exit code, resumed)."""
     last = checkpoint.latest(run["dir"] / "checkpoints")
-    cmd = resume_command(run["dir"]) if last else run["fresh"]
-    return launch(cmd, child_env(threads), run["log"]).wait(timeout=TIMEOUT), last is not None
+    cmd = resume_command(run["dir"], processes) if last else run["fresh"]
+    proc = launch(cmd, child_env(threads), run["log"], processes)
+    return proc.wait(timeout=TIMEOUT), last is not None
 
 
 def differences(a: Any, b: Any, where: str = "") -> list[str]:
@@ -254,10 +421,10 @@ def step_time(run_dir: Path) -> float:
     return max(1e-3, (times[-1] - times[0]) / max(1, len(times) - 1))
 
 
-def twin_run(family: str, steps: int, seed: int, work: Path, threads: int) -> Path:
+def twin_run(family: str, steps: int, seed: int, work: Path, threads: int, processes: int) -> Path:
     twin = work / f"{family}-s{seed}-twin"
     with open(work / f"{twin.name}.log", "wb") as out:
-        cmd = train_command(family, twin, steps, seed)
+        cmd = train_command(family, twin, steps, seed, processes)
         rc = subprocess.run(cmd, env=child_env(threads), stdout=out, stderr=out, timeout=TIMEOUT)
     if rc.returncode != 0:
         raise SystemExit(f"the twin of {family} failed: see {work / f'{twin.name}.log'}")
@@ -268,23 +435,25 @@ def soak_family(family: str, seed: int, args: argparse.Namespace, work: Path) ->
     """Twin, then interruptions and resumes to the end, then the comparison."""
     steps = args.steps or FAMILIES[family][1]
     started = time.perf_counter()
-    twin = twin_run(family, steps, seed, work, args.threads)
+    twin = twin_run(family, steps, seed, work, args.threads, args.processes)
     run_dir = work / f"{family}-s{seed}-soak"
     run = {
         "dir": run_dir,
-        "fresh": train_command(family, run_dir, steps, seed),
+        "fresh": train_command(family, run_dir, steps, seed, args.processes),
         "log": work / f"{run_dir.name}.log",
         "ckpt_every": 2,
     }
     rng = random.Random(f"{args.seed}-{family}-{seed}")
     ctx = {"rng": rng, "threads": args.threads, "step_time": step_time(twin)}
+    ctx["processes"] = args.processes
     graceful_first = "SIGINT" if len(family) % 2 else "SIGTERM"
+    mix = KINDS if args.processes == 1 else DDP_KINDS
     events = []
-    for event in plan(rng, args.kills_per_run, steps, graceful_first):
+    for event in plan(rng, args.kills_per_run, steps, graceful_first, mix, args.processes):
         events.append(attempt(run, event, ctx))
         if events[-1]["checkpoint_after"] == steps:
             break  # finished before its interruption: nothing left to interrupt
-    rc, resumed = finish(run, args.threads)
+    rc, resumed = finish(run, args.threads, args.processes)
     final = f"step_{steps:08d}.pt"
     ours = checkpoint.load(run_dir / "checkpoints" / final)
     theirs = checkpoint.load(twin / "checkpoints" / final)
@@ -302,6 +471,7 @@ def soak_family(family: str, seed: int, args: argparse.Namespace, work: Path) ->
         "differing": differences(ours, theirs),
         "final_checkpoints_loaded": verify(run_dir / "checkpoints")[0],
         "temps_at_end": len(temps(run_dir / "checkpoints")),
+        "orphans_at_end": kill_orphans(run_dir) + kill_orphans(twin),
         "seconds": round(time.perf_counter() - started, 1),
         "events": events,
     }
@@ -335,6 +505,18 @@ def totals(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "steps_redone": sum(e["redone"] for e in kills),
         "steps_redone_max": max((e["redone"] for e in kills), default=0),
         "graceful_steps_redone": sum(e["redone"] for e in kills if e["kind"] == "graceful"),
+        "graceful_stop_lines": sum(e["stop_line"] for e in kills if e["kind"] == "graceful"),
+        "worker_kills_by_rank": {
+            r: sum(e.get("rank") == r for e in kills if e["kind"] == "worker")
+            for r in sorted({e["rank"] for e in kills if e["kind"] == "worker"})
+        },
+        "exit_seconds_max_by_kind": {
+            k: max(
+                e["exit_seconds"] for e in kills if e["kind"] == k and e["exit_seconds"] is not None
+            )
+            for k in sorted({e["kind"] for e in kills if e["exit_seconds"] is not None})
+        },
+        "orphans": sum(e["orphans"] for e in events) + sum(r["orphans_at_end"] for r in runs),
         "tensors_compared": sum(r["tensors_compared"] for r in runs),
         "runs_identical_to_twin": sum(r["finished"] and not r["differing"] for r in runs),
         "runs_differing": sum(bool(r["differing"]) or not r["finished"] for r in runs),
@@ -349,6 +531,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=0, help="steps per run (0: the table's)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the kill moments")
     parser.add_argument("--threads", type=int, default=1, help="torch threads of every launch")
+    parser.add_argument(
+        "--processes", type=int, default=1, help="torchrun processes per launch (1: no torchrun)"
+    )
     parser.add_argument("--jobs", type=int, default=2, help="runs soaked side by side")
     parser.add_argument("--out", default="benchmarks/results/soak.json", help="results JSON")
     parser.add_argument("--keep", action="store_true", help="keep the run directories")
@@ -360,6 +545,8 @@ def main() -> None:
     steps = args.steps or min(FAMILIES[f][1] for f in families)
     if args.kills_per_run > steps - 2:
         parser.error(f"--kills-per-run {args.kills_per_run}: at most steps - 2 = {steps - 2}")
+    if args.processes < 1 or 4 % args.processes:  # LOOP's batch_size=4 splits over them
+        parser.error(f"--processes {args.processes}: give 1, 2 or 4")
     work = Path(tempfile.mkdtemp(prefix="gankit-soak-"))
     started = time.perf_counter()
     jobs = [(family, seed) for family in families for seed in range(args.runs_per_family)]
@@ -374,6 +561,7 @@ def main() -> None:
     result = {
         "command": "python benchmarks/soak.py " + " ".join(sys.argv[1:]),
         "threads": args.threads,
+        "processes": args.processes,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),

@@ -3,8 +3,8 @@
 Every ``import``/``from ... import`` of gankit is read from the source (ast), inside functions
 too, so an upward import cannot hide in a function body. Layers, bottom to top:
 
-0. leaves: errors, cache, catalog, config, checkpoint, device, ema, nn, conv, optim, losses,
-   distances, lipschitz, visual, nn_translation, theory (pure functions and building blocks)
+0. leaves: errors, cache, catalog, config, checkpoint, device, distributed, ema, nn, conv, optim,
+   losses, distances, lipschitz, visual, nn_translation, theory (pure functions and building blocks)
 1. data (reading, batching, rendering; knows no model or metric)
 2. metrics (scores on tensors and features; the evaluation classifiers and their training)
 3. models (one family per file)
@@ -30,6 +30,7 @@ LAYERS = {
     "config": 0,
     "checkpoint": 0,
     "device": 0,
+    "distributed": 0,
     "ema": 0,
     "nn": 0,
     "conv": 0,

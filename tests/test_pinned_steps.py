@@ -91,7 +91,7 @@ def run_case(family: str, kind: str, overrides: dict) -> dict:
     for step in range(3):
         logs = model.train_step(stream, step)
         model.end_step()
-        losses.append({k: logs[k] for k in sorted(logs)})
+        losses.append({k: float(logs[k]) for k in sorted(logs)})
     weights = [t.detach().contiguous() for _, t in sorted(model.state_dict().items())]
     digest = hashlib.sha256(b"".join(t.cpu().numpy().tobytes() for t in weights)).hexdigest()
     kwargs = {"inputs": next(_stream(spec, 4))} if cls.needs_inputs else {}

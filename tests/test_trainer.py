@@ -162,7 +162,7 @@ def _recording(run: Run) -> list[dict[str, float]]:
 
     def recorded(batches, step):
         logs = real_step(batches, step)
-        seen.append(logs)
+        seen.append({k: float(v) for k, v in logs.items()})  # tensors: read here, not by fit
         return logs
 
     run.model.train_step = recorded

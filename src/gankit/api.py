@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gankit import checkpoint
+from gankit import checkpoint, distributed
 from gankit.config import RunConfig
 from gankit.device import resolve_device
 from gankit.errors import GankitError
@@ -53,17 +53,19 @@ def prepare(
     its first step, so every input error surfaces here. Prints to stderr what loading the data
     converted or decided, and each score the run will not be able to compute, with the command
     that enables it."""
+    world = distributed.init(cfg.train.device)  # joins torchrun's processes, if any
     run_dir = Path(out).expanduser() if out else next_run_dir(Path("runs"), cfg.model, cfg.data)
+    run_dir = distributed.broadcast_object(run_dir)  # rank 0 numbers the run directory
     if latest_checkpoint_or_none(run_dir) is not None:
         raise GankitError(
             f"{run_dir} holds a run already: continue it (gankit train --resume {run_dir}, or "
             "gankit.load(...).resume()), or give another --out"
         )
     run = Run(cfg, resolve_device(cfg.train.device), run_dir)
-    if create:  # after the data and model, so a bad input leaves no empty folder
+    if create and world.main:  # after the data and model: a bad input leaves no empty folder
         make_run_dir(run_dir)
     data_notes = [run.data.note] if run.data.note else []  # conversions, held-out split
-    for note in data_notes + run.evaluator.unavailable():
+    for note in (data_notes + run.evaluator.unavailable()) if world.main else []:
         print(f"gankit: note: {note}", file=sys.stderr)
     return run, run_dir
 

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import sys
 import warnings
 
@@ -296,18 +297,21 @@ def _train_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from gankit import api, runs
+    from gankit import api, distributed, runs
     from gankit.runs import Run
 
     overrides = _train_overrides(args)
     if args.model == "classifier":
         _train_classifier(args.data, overrides)
         return
+    main = distributed.init(args.device or "auto").main  # under torchrun: rank 0 speaks
     run_dir = runs.require_run(args.resume) if args.resume else None
     ckpt = runs.latest_checkpoint_or_none(run_dir) if run_dir else None
+    ckpt = distributed.broadcast_object(ckpt)  # every process resumes from rank 0's choice
     if run_dir and not ckpt:  # stopped before its first checkpoint: only its config is there
         note = f"{run_dir} has no checkpoint yet: starting it again from its config"
-        print(note, file=sys.stderr)
+        if main:
+            print(note, file=sys.stderr)
         args.config, args.out = str(run_dir / "config.yaml"), str(run_dir)
     if ckpt:
         run = Run.from_checkpoint(ckpt, device=args.device or "auto", overrides=overrides)
@@ -316,10 +320,11 @@ def _train(args: argparse.Namespace) -> None:
                 f"{run_dir} is a {run.cfg.model} run, not {args.model}: "
                 f"resume it with gankit train --resume {run_dir}"
             )
-        print(
-            f"resuming {run_dir} from {ckpt.name} (step {run.step}, {run.precision})",
-            file=sys.stderr,
-        )
+        if main:
+            print(
+                f"resuming {run_dir} from {ckpt.name} (step {run.step}, {run.precision})",
+                file=sys.stderr,
+            )
     else:
         cfg = api.configure(args.model, args.data, config=args.config, overrides=overrides)
         run, run_dir = api.prepare(cfg, args.out, create=not args.dry_run)
@@ -328,10 +333,14 @@ def _train(args: argparse.Namespace) -> None:
 
             print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
             return
+        world = distributed.world()
         where = f"{run.device}, {run.precision}"
-        print(f"training {cfg.model} on {cfg.data} into {run_dir} ({where})", file=sys.stderr)
+        where += f", {world.size} processes" if world.size > 1 else ""
+        if main:
+            print(f"training {cfg.model} on {cfg.data} into {run_dir} ({where})", file=sys.stderr)
     metrics = api.fit(run, run_dir)
-    print(json.dumps({"run_dir": str(run_dir), "step": run.step, **metrics}))
+    if main:
+        print(json.dumps({"run_dir": str(run_dir), "step": run.step, **metrics}))
 
 
 def _train_classifier(data: str | None, overrides: list[str]) -> None:
@@ -484,6 +493,16 @@ def _one_line_warning(message: Warning | str, *args: object, **kwargs: object) -
     return f"gankit: {message}\n"
 
 
+def _error(exc: Exception, every_process: bool = True) -> None:
+    """One line on stderr. Under torchrun rank 0 says it; other ranks only say errors that may
+    be theirs alone (a missing GPU), marked with their rank, as a peer then just stops."""
+    rank = os.environ.get("RANK", "0")
+    if rank == "0":
+        print(f"gankit: {exc}", file=sys.stderr)
+    elif every_process:
+        print(f"gankit [rank {rank}]: {exc}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     shown = warnings.formatwarning
     warnings.formatwarning = _one_line_warning  # type: ignore[assignment]
@@ -529,13 +548,13 @@ def _main(argv: list[str] | None) -> int:
             "cache": _cache,
         }[args.command](args)
     except Interrupted as exc:
-        print(f"gankit: {exc}", file=sys.stderr)
+        _error(exc, every_process=False)
         return 130
     except TrainingDiverged as exc:
-        print(f"gankit: {exc}", file=sys.stderr)
+        _error(exc, every_process=False)
         return 1
     except GankitError as exc:
-        print(f"gankit: {exc}", file=sys.stderr)
+        _error(exc)
         return 2
     except KeyboardInterrupt:
         print("gankit: interrupted", file=sys.stderr)

@@ -64,11 +64,32 @@ class TrainConfig:
     seed: int = option(0, "seed for weights, noise and data order", min=0)
     image_size: int = option(0, "resize images to this side (0 keeps the dataset's size)", min=0)
     device: str = option("auto", "auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
+    stream: Literal["auto", "true", "false"] = option(
+        "auto",
+        "trainA/trainB folders: decode the train images batch by batch from disk (true) or "
+        "into memory at the start (false); auto streams when they would take more than an "
+        "eighth of this machine's memory. A run resumes in the mode it started in",
+    )
+    workers: int = option(
+        -1, "processes decoding a streamed folder ahead of training (-1: min(4, CPUs))", min=-1
+    )
     precision: Literal["fp32", "bf16", "auto"] = option(
         "fp32",
         "training arithmetic: fp32, bf16 (autocast of the training step's forward passes and "
         "losses; weights, optimiser state and evaluation stay fp32) or auto (bf16 where the "
         "device computes it natively: CUDA with bf16, a CPU with AVX-512 BF16 or AMX)",
+    )
+    impl: Literal["auto", "torch", "gankit"] = option(
+        "auto",
+        "training kernels: gankit (its CPU convolution weight-gradient GEMMs, channels-last "
+        "weights, its fused Adam), torch (nn.Conv2d/ConvTranspose2d, cuDNN on CUDA, "
+        "torch.optim.Adam(fused=True)) or auto (torch on CUDA; on a CPU the one measured "
+        "faster for the family, see docs/benchmarks.md)",
+    )
+    compile: bool = option(
+        False,
+        "torch.compile each network's forward in place (weights and checkpoints unchanged); "
+        "a network differentiated twice (a gradient penalty's critic) stays eager",
     )
     log_every: int = option(50, "steps between metrics.jsonl/TensorBoard loss records", min=1)
     sample_every: int = option(1000, "steps between sample images in samples/", min=1)
@@ -126,6 +147,8 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         return coerce(value, args[0], key)
     if origin is Literal:
         choices = typing.get_args(tp)
+        if isinstance(value, bool) and str(value).lower() in choices:  # YAML `stream: true`
+            value = str(value).lower()
         if value not in choices:
             raise GankitError(f"{key}={value!r} is not one of {', '.join(map(str, choices))}")
         return value

@@ -232,21 +232,51 @@ def _geometry(conv: nn.Conv2d | nn.ConvTranspose2d, x: Tensor, transposed: bool)
     return g
 
 
+def _gemm_allowed(conv: nn.Module) -> bool:
+    """The GEMM path is on and not being traced: torch.compile (torch 2.13) fails on the
+    autograd.Function at some shapes (an AssertionError in dynamo's higher-order ops, seen on a
+    64-px DiscoGAN), so compiled networks trace torch's own convolutions."""
+    return bool(getattr(conv, "gemm", True)) and not torch.compiler.is_compiling()
+
+
 class Conv2d(nn.Conv2d):
-    """``nn.Conv2d`` trained through GEMMs (see the module docstring)."""
+    """``nn.Conv2d`` trained through GEMMs (see the module docstring); with ``gemm`` off, exactly
+    ``nn.Conv2d`` (see :func:`use_torch_kernels`)."""
+
+    gemm = True
 
     def forward(self, x: Tensor) -> Tensor:
-        g = _geometry(self, x, transposed=False)
+        g = _geometry(self, x, transposed=False) if _gemm_allowed(self) else None
         if g is None:
             return super().forward(x)
         return _GemmConv.apply(x, self.weight, self.bias, g)
 
 
 class ConvTranspose2d(nn.ConvTranspose2d):
-    """``nn.ConvTranspose2d`` trained through GEMMs (see the module docstring)."""
+    """``nn.ConvTranspose2d`` trained through GEMMs (see the module docstring); with ``gemm``
+    off, exactly ``nn.ConvTranspose2d``."""
+
+    gemm = True
 
     def forward(self, x: Tensor, output_size: list[int] | None = None) -> Tensor:
-        g = _geometry(self, x, transposed=True)
+        g = _geometry(self, x, transposed=True) if _gemm_allowed(self) else None
         if g is None or output_size is not None:
             return super().forward(x, output_size)
         return _GemmConv.apply(x, self.weight, self.bias, g)
+
+
+def use_torch_kernels(module: nn.Module) -> int:
+    """Turn the GEMM path off in every gankit convolution of ``module``: each then runs
+    ``nn.Conv2d.forward`` / ``nn.ConvTranspose2d.forward`` (oneDNN on a CPU, cuDNN on CUDA).
+
+    The modules keep their class rather than becoming torch's: a spectrally normalised conv is an
+    instance of a class torch's parametrization derived from this one, which cannot be swapped
+    without torch internals; weights and state dicts are the same either way. Returns how many
+    convolutions were switched.
+    """
+    switched = 0
+    for m in module.modules():
+        if isinstance(m, Conv2d | ConvTranspose2d):
+            m.gemm = False
+            switched += 1
+    return switched

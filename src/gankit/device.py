@@ -1,16 +1,20 @@
 """Device choice: CUDA when present, else CPU; ``--device`` overrides. Training precision:
-bf16 autocast where the device computes bf16 natively, else fp32."""
+bf16 autocast where the device computes bf16 natively, else fp32. Training kernels (``impl``):
+torch's on CUDA, the faster of gankit's and torch's on a CPU."""
 
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from gankit.distributed import device_name
 from gankit.errors import GankitError
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` → cuda if available else cpu; ``cuda``/``cuda:N``/``cpu`` checked for existence."""
+    """``auto`` → cuda if available else cpu; ``cuda``/``cuda:N``/``cpu`` checked for existence.
+    Under torchrun on CUDA, ``auto`` and ``cuda`` are this process's GPU (``cuda:LOCAL_RANK``)."""
+    name = device_name(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -64,3 +68,17 @@ def resolve_precision(name: str, device: torch.device) -> str:
     if name not in ("fp32", "bf16"):
         raise GankitError(f"unknown precision '{name}': use fp32, bf16 or auto")
     return name
+
+
+IMPLS = ("auto", "torch", "gankit")
+
+
+def resolve_impl(name: str, device: torch.device, cpu_choice: str = "gankit") -> str:
+    """``auto`` → ``torch`` on CUDA (cuDNN; gankit's GEMM kernels are CPU-only), else
+    ``cpu_choice``: the implementation measured faster on a CPU for the family being trained
+    (its ``cpu_impl``); ``torch``/``gankit`` as given."""
+    if name not in IMPLS:
+        raise GankitError(f"unknown impl '{name}': use auto, torch or gankit")
+    if name != "auto":
+        return name
+    return "torch" if device.type == "cuda" else cpu_choice

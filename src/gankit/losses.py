@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gankit.distributed import local_rows
+
 
 def d_loss_bce(d_real: Tensor, d_fake: Tensor) -> Tensor:
     """Original GAN discriminator loss: -E[log D(x)] - E[log(1 - D(G(z)))], D = sigmoid(logit)."""
@@ -71,7 +73,13 @@ def interpolate(real: Tensor, fake: Tensor, generator: torch.Generator | None = 
     a per-pixel ε leaves the segment and the penalty then constrains the wrong set.
     """
     shape = (real.shape[0],) + (1,) * (real.dim() - 1)
-    eps = torch.rand(shape, device=real.device, dtype=real.dtype, generator=generator)
+
+    def draw(n: int) -> Tensor:
+        size = (n, *shape[1:])
+        return torch.rand(size, device=real.device, dtype=real.dtype, generator=generator)
+
+    # a training step's ε (no generator): every rank draws the global batch's, keeps its rows
+    eps = draw(shape[0]) if generator is not None else local_rows(draw, shape[0])
     return eps * real + (1.0 - eps) * fake
 
 

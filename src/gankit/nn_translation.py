@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gankit.conv import Conv2d, ConvTranspose2d
+from gankit.distributed import gather_rows, local_rows, shard
 from gankit.errors import GankitError
 from gankit.nn import Norm, norm2d
 
@@ -294,8 +295,10 @@ class ImagePool:
         if self.size == 0:
             return images.detach()
         out = []
+        # several processes: one pool of the global batch, the same on every rank (same coin
+        # flips from the shared RNG), each rank keeping its rows of the answer
         # stored fp32 (checkpoints hold fp32), also from a bf16 autocast generator
-        for image in images.detach().float():
+        for image in gather_rows(images.detach().float()):
             if len(self.images) < self.size:
                 self.images.append(image.clone())
                 out.append(image)
@@ -305,7 +308,7 @@ class ImagePool:
                 self.images[i] = image.clone()
             else:
                 out.append(image)
-        return torch.stack(out)
+        return shard(torch.stack(out))
 
     def state_dict(self) -> dict[str, Any]:
         stored = torch.stack([im.cpu() for im in self.images]) if self.images else torch.empty(0)
@@ -329,16 +332,19 @@ def colour_jitter(x: Tensor, strength: float) -> Tensor:
         return x
     n, c = x.shape[:2]
 
-    def uniform(*shape: int) -> Tensor:
-        return 2 * torch.rand(shape, device=x.device, dtype=x.dtype) - 1
+    def uniform(*shape: int) -> Tensor:  # every rank draws the global batch's, keeps its rows
+        def draw(m: int) -> Tensor:
+            return 2 * torch.rand((m, *shape), device=x.device, dtype=x.dtype) - 1
 
-    gain = torch.exp(strength * uniform(n, c, 1, 1))
-    inverted = torch.rand((n, c, 1, 1), device=x.device) < strength / 2
+        return local_rows(draw, n)
+
+    gain = torch.exp(strength * uniform(c, 1, 1))
+    inverted = local_rows(lambda m: torch.rand((m, c, 1, 1), device=x.device), n) < strength / 2
     gain = torch.where(inverted, -gain, gain)
     mean = x.mean((2, 3), keepdim=True)
-    out = gain * (x - mean) + mean + strength * uniform(n, c, 1, 1)
+    out = gain * (x - mean) + mean + strength * uniform(c, 1, 1)
     if c > 1:
-        order = torch.rand((n, c), device=x.device).argsort(1)
+        order = local_rows(lambda m: torch.rand((m, c), device=x.device), n).argsort(1)
         out = out.gather(1, order[:, :, None, None].expand_as(out))
     return out
 

@@ -58,7 +58,7 @@ class Adam(torch.optim.Adam):
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:
         # torch's step is this one inside a wrapper whose only other work is importing dynamo to
-        # mark graph breaks
+        # mark graph breaks (step hooks still run: Optimizer.__init__ wraps the class's step)
         return self._raw_step(self, closure)
 
 
@@ -89,11 +89,17 @@ class ChannelsLastAdam(Adam):
         NCHW weights (older checkpoints) would otherwise be mis-updated by torch's fused kernel,
         which assumes one layout for a parameter and its state (torch 2.13, no error raised)."""
         super().load_state_dict(state_dict)
-        for p, state in self.state.items():
-            for key, value in state.items():
-                if (
-                    torch.is_tensor(value)
-                    and value.shape == p.shape
-                    and value.stride() != p.stride()
-                ):
-                    state[key] = torch.empty_like(p).copy_(value)
+        align_moments(self)
+
+
+def align_moments(optimizer: torch.optim.Optimizer) -> None:
+    """Give every per-parameter state tensor (Adam's moments) its parameter's memory layout.
+
+    Moments saved from NCHW weights and loaded for channels-last ones (or the reverse, when a run
+    moves between gankit's and torch's kernels) would be mis-updated by torch's fused kernel,
+    which assumes one layout for a parameter and its state (torch 2.13, no error raised).
+    """
+    for p, state in optimizer.state.items():
+        for key, value in state.items():
+            if torch.is_tensor(value) and value.shape == p.shape and value.stride() != p.stride():
+                state[key] = torch.empty_like(p).copy_(value)

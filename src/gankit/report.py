@@ -110,6 +110,12 @@ class RunLog:
         times = [r["time"] for r in self.records if isinstance(r.get("time"), int | float)]
         return max(times) - min(times) if len(times) > 1 else None
 
+    def resolved(self) -> dict[str, Any]:
+        """What the latest training of the run resolved: device, precision, impl, compile (the
+        first record of each training holds it; {} for runs of older versions)."""
+        found = [r["resolved"] for r in self.records if isinstance(r.get("resolved"), dict)]
+        return found[-1] if found else {}
+
     def protocol(self) -> dict[str, Any]:
         """The protocol dict of the last evaluation that recorded one ({} when none did)."""
         found = [r["protocol"] for r in self.records if isinstance(r.get("protocol"), dict)]
@@ -595,6 +601,7 @@ class RunView:
     protocols: list[tuple[str, str, str]]
     recorded: dict[str, str]
     evals: list[tuple[str, str, str]]
+    resolved: str = ""  # "cpu · fp32 · impl gankit · compile off", as the training resolved it
 
 
 def duration(seconds: float | None) -> str:
@@ -691,6 +698,16 @@ def later_evals(run: RunLog) -> list[tuple[str, str, str]]:
     return rows
 
 
+def resolved_text(resolved: dict[str, Any]) -> str:
+    """The resolved device, precision, impl and compile in one line ("" when not recorded)."""
+    if not resolved:
+        return ""
+    compiled = resolved.get("compile") or []
+    parts = [str(resolved.get("device", "?")), str(resolved.get("precision", "?"))]
+    parts += [f"impl {resolved.get('impl', '?')}"]
+    return " · ".join([*parts, f"compile {', '.join(compiled) if compiled else 'off'}"])
+
+
 def run_view(run: RunLog, index: int) -> RunView:
     import yaml
 
@@ -715,6 +732,7 @@ def run_view(run: RunLog, index: int) -> RunView:
         protocols=protocols(scored),
         recorded=recorded,
         evals=later_evals(run),
+        resolved=resolved_text(run.resolved()),
     )
 
 

@@ -8,7 +8,7 @@ A run directory holds ``config.yaml``, ``checkpoints/step_*.pt``, ``samples/*.pn
 import re
 import warnings
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from gankit import checkpoint
+from gankit import checkpoint, distributed
 from gankit.config import (
     RunConfig,
     TrainConfig,
@@ -27,7 +27,7 @@ from gankit.config import (
     unknown_key,
 )
 from gankit.data import DataSource, DataSpec, data_kind, open_data
-from gankit.device import resolve_device, resolve_precision, to_device
+from gankit.device import resolve_device, resolve_impl, resolve_precision, to_device
 from gankit.ema import EMA
 from gankit.errors import GankitError
 from gankit.evaluate import Evaluator
@@ -243,9 +243,11 @@ class Run:
 
     ``gankit.train`` and ``gankit.load`` return one. Attributes: ``cfg`` (the resolved
     :class:`~gankit.config.RunConfig`), ``model``, ``data``, ``ema``, ``device``, ``precision``
-    (the resolved "fp32" or "bf16"), ``step`` (generator steps done), ``dir`` (its run
-    directory, or None before training) and ``checkpoint`` (the file it was loaded from, or
-    None).
+    (the resolved "fp32" or "bf16"), ``impl`` (the resolved training kernels, "gankit" or
+    "torch"), ``compiled`` (the networks whose forward torch.compile runs), ``step`` (generator
+    steps done), ``dir`` (its run directory, or None before training) and ``checkpoint`` (the
+    file it was loaded from, or None). ``resolved`` gathers device, precision, impl and compile
+    as every checkpoint and the first metrics.jsonl record of each training record them.
     """
 
     def __init__(
@@ -257,15 +259,39 @@ class Run:
         self.dir = None if run_dir is None else Path(run_dir)
         self.checkpoint: Path | None = None
         torch.manual_seed(cfg.train.seed)
-        self.data: DataSource = open_data(cfg.data, cfg.train.seed, cfg.train.image_size)
+        train = cfg.train
+        self.data: DataSource = open_data(
+            cfg.data, train.seed, train.image_size, train.stream, train.workers
+        )
         cls = model_class(cfg.model)
         if self.data.spec.kind not in cls.kinds:
             raise GankitError(f"model {cfg.model} cannot train on {self.data.spec.kind} data")
         self.model: GANModel = cls(cfg.model_config, self.data.spec).to(device)
+        # the training kernels: ``auto`` resolved on this device for this model
+        self.impl = resolve_impl(cfg.train.impl, device, self.model.cpu_impl())
+        self.model.use_impl(self.impl)
+        # several processes (torchrun): BatchNorm over the global batch, rank 0's initial
+        # weights everywhere (no-ops in one process; see gankit.distributed)
+        distributed.check_batch(cfg.train.batch_size)
+        distributed.broadcast_module(distributed.sync_batchnorm(self.model))
         self.model.setup(cfg.train.steps)
         self.ema = EMA(self.model.generators(), cfg.train.ema_decay) if cfg.train.ema else None
         self.evaluator = Evaluator(self.data, self.model)
+        self.compiled = self.model.compile_networks() if cfg.train.compile else []
         self.step = 0
+        # what the checkpoint this run was loaded from records of its training (from_checkpoint)
+        self.trained_with: dict[str, Any] | None = None
+
+    @property
+    def resolved(self) -> dict[str, Any]:
+        """The settings ``auto`` and the machine decided: device, precision, impl, compile (the
+        compiled networks' names, [] when off)."""
+        return {
+            "device": str(self.device),
+            "precision": self.precision,
+            "impl": self.impl,
+            "compile": list(self.compiled),
+        }
 
     def __repr__(self) -> str:
         return f"Run({self.cfg.model} on {self.cfg.data}, step {self.step}, dir={self.dir})"
@@ -284,6 +310,7 @@ class Run:
             "data": self.data.state_dict(),
             "rng": rng,
             "gankit_version": checkpoint.VERSION,  # names the version when another cannot read it
+            "resolved": self.resolved,
         }
 
     def load_state_dict(self, state: dict[str, Any], *, weights_only: bool = False) -> None:
@@ -324,16 +351,22 @@ class Run:
         if changed.model_config != cfg.model_config:
             raise GankitError("a resumed run keeps its model settings: change only loop settings")
         cfg.train = changed.train
-        device = resolve_device(checkpoint_device(device, cfg.train.device))
+        device = checkpoint_device(device, cfg.train.device)
+        distributed.init(device)  # under torchrun: join the other processes (before the GPU)
+        device = resolve_device(device)
         run = cls(cfg, device, run_dir=path.parent.parent)
         run.load_state_dict(state)
         run.checkpoint = path
+        run.trained_with = state.get("resolved")  # None in checkpoints of older versions
         return run
 
     @contextmanager
     def averaged(self) -> Iterator[None]:
-        """Sample with EMA weights when kept; leaves every RNG untouched."""
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+        """Sample with EMA weights when kept; leaves every RNG untouched. Compiled networks run
+        eagerly here: evaluation's batch sizes, eval mode and no-grad would each compile anew."""
+        eager = torch.compiler.set_stance("force_eager") if self.compiled else nullcontext()
+        cuda = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda), eager:
             if self.ema is None:
                 yield
             else:
@@ -577,6 +610,8 @@ class Run:
             "checkpoint": self.checkpoint.name if self.checkpoint else None,
             "n": n,
             "notes": self.evaluator.unavailable(),
+            # how the evaluated weights were trained (as their checkpoint records), else now
+            "resolved": self.trained_with or self.resolved,
         }
         return {**head, **self.metrics(n, inception)}
 

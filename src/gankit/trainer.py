@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from gankit import checkpoint
+from gankit import checkpoint, distributed
 from gankit.config import save_yaml
 from gankit.data import DataSource
 from gankit.device import to_device
@@ -57,8 +57,17 @@ def autocast(device: torch.device, precision: str) -> AbstractContextManager[Any
 
 
 def batches(data: DataSource, batch_size: int, device: torch.device) -> Iterator[Any]:
+    """Endless batches on ``device``: the global ``batch_size``, or under torchrun this
+    process's rows of it (every process reads the same global batch; gankit.distributed). A
+    streamed folder decodes only this process's rows (``batch(n, shard=(rank, size))``)."""
+    world = distributed.world()
+    own_rows = world.size > 1 and data.shardable
     while True:
-        yield to_device(data.batch(batch_size), device)
+        if own_rows:
+            batch = data.batch(batch_size, shard=(world.rank, world.size))
+        else:
+            batch = distributed.shard(data.batch(batch_size))
+        yield to_device(batch, device)
 
 
 def make_run_dir(path: Path) -> None:
@@ -82,10 +91,14 @@ class Trainer:
         self.run, self.dir = run, run_dir
         run.dir = run_dir
         self.train = run.cfg.train
-        make_run_dir(self.dir)  # before any step: an unwritable place costs no training time
-        # a run killed mid-write left a temp file beside whole checkpoints: drop it on (re)start
-        checkpoint.remove_temps(self.dir / "checkpoints")
-        save_yaml(run.cfg.to_dict(), self.dir / "config.yaml")
+        # under torchrun, rank 0 alone writes the run directory (logs, samples, checkpoints)
+        self.main = distributed.world().main
+        if self.main:
+            make_run_dir(self.dir)  # before any step: an unwritable place costs no training time
+            # a run killed mid-write left a temp file beside whole checkpoints: drop it on start
+            checkpoint.remove_temps(self.dir / "checkpoints")
+            save_yaml(run.cfg.to_dict(), self.dir / "config.yaml")
+        distributed.barrier()
         self.writer = None
         self.last_eval: dict[str, float] = {}
 
@@ -122,12 +135,18 @@ class Trainer:
         return path
 
     def checkpoint(self) -> Path:
+        """Write a checkpoint (rank 0; every rank holds the same state) and return its path."""
+        if not self.main:
+            return self.dir / "checkpoints" / f"step_{self.run.step:08d}.pt"
         return checkpoint.save(
             self.run.state_dict(), self.dir / "checkpoints", self.train.keep_last
         )
 
     def periodic(self, step: int, done: bool) -> None:
-        """Evaluate, save samples and checkpoint on their schedules (and always at the end)."""
+        """Evaluate, save samples and checkpoint on their schedules (and always at the end);
+        rank 0 only, the other processes wait for it at the next step's first collective."""
+        if not self.main:
+            return
         if done or step % self.train.eval_every == 0:
             self.last_eval = self.run.metrics(self.train.eval_samples)
             self.log(step, self.last_eval)
@@ -140,31 +159,35 @@ class Trainer:
         """Train to ``train.steps``; ``stop_after`` simulates an interruption at that step."""
         run, total = self.run, self.train.steps
         stream = batches(run.data, self.train.batch_size, run.device)
-        sums: dict[str, float] = {}
-        count = 0  # steps in the current log window: fewer at the end or after a mid-window resume
+        # (step, logs) since the last log record, logs as train_step returned them (tensors):
+        # read on the host only at log steps and before checkpoints, so steps queue on the device
+        window: list[tuple[int, dict[str, Any]]] = []
+        first = {"resolved": run.resolved}  # this training's first record says how it ran
         bar = progress_bar(
-            total, run.step, run.cfg.model, self.train.progress, self.train.log_every
+            total, run.step, run.cfg.model, self.train.progress and self.main, self.train.log_every
         )
         with graceful_stop() as flag, bar:
             while run.step < total:
                 with autocast(run.device, run.precision):
                     logs = run.model.train_step(stream, run.step)
-                self.check_finite(logs)
                 run.model.end_step()
                 if run.ema:
                     run.ema.update(run.model.generators())
                 run.step += 1
-                count += 1
-                for k, v in logs.items():
-                    sums[k] = sums.get(k, 0.0) + v
+                window.append((run.step, logs))
                 if run.step % self.train.log_every == 0 or run.step == total:
-                    means = {k: v / count for k, v in sums.items()}
-                    self.log(run.step, means)
+                    self.check_finite(window)
+                    means = distributed.all_mean(window_means(window))
+                    if self.main:
+                        self.log(run.step, {**means, **first})
                     bar.set_postfix({k.split("/")[-1]: f"{v:.3g}" for k, v in means.items()})
-                    sums, count = {}, 0
+                    window, first = [], {}
+                elif run.step % self.train.ckpt_every == 0:
+                    self.check_finite(window)  # a diverged step is never checkpointed
                 bar.update(1)  # after set_postfix, so a plain progress line shows this window
                 self.periodic(run.step, run.step == total)
-                if flag["stop"] or run.step == stop_after:
+                if distributed.any_rank(flag["stop"] or run.step == stop_after):
+                    self.check_finite(window)
                     path = self.checkpoint()
                     raise Interrupted(
                         f"stopped at step {run.step} ({path.name} saved); "
@@ -175,12 +198,30 @@ class Trainer:
             self.writer = None
         return self.last_eval
 
-    def check_finite(self, logs: dict[str, float]) -> None:
-        bad = [k for k, v in logs.items() if not math.isfinite(v)]
-        if bad:
+    def check_finite(self, window: list[tuple[int, dict[str, Any]]]) -> None:
+        """Stop at the first non-finite loss of ``window`` ((step, logs) pairs) with the step."""
+        bad = next(
+            ((step, k, float(v)) for step, logs in window for k, v in logs.items()
+             if not math.isfinite(float(v))),
+            None,
+        )  # fmt: skip
+        if distributed.any_rank(bad is not None):  # every process stops at the same step
+            if bad is None:
+                raise TrainingDiverged(f"a loss of another process diverged by {self.run.step}")
+            step, key, value = bad
             last = checkpoint.latest(self.dir / "checkpoints")
             kept = f"last good checkpoint: {last}" if last else "no checkpoint was written yet"
             raise TrainingDiverged(
-                f"{bad[0]} became {logs[bad[0]]} at step {self.run.step + 1}; {kept}. "
+                f"{key} became {value} at step {step}; {kept}. "
                 "Lower the learning rate or change the seed"
             )
+
+
+def window_means(window: list[tuple[int, dict[str, Any]]]) -> dict[str, float]:
+    """Each key's mean over a log window's steps, as Python floats (the host reads each value
+    here); a key missing from some steps still divides by the window's length."""
+    sums: dict[str, float] = {}
+    for _, logs in window:
+        for k, v in logs.items():
+            sums[k] = sums.get(k, 0.0) + float(v)
+    return {k: v / len(window) for k, v in sums.items()}

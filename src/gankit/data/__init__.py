@@ -17,13 +17,13 @@ from gankit.data.base import DataSource, DataSpec
 from gankit.data.images import DATASETS as IMAGE_DATASETS
 from gankit.data.images import ImageDataset, load_image_dataset, to_float
 from gankit.data.pairs import BUILDERS, build
+from gankit.data.streaming import StreamingUnpairedSource, open_unpaired_folder
 from gankit.data.toy import TOY, ToyDistribution, parallel_line
 from gankit.data.unpaired import (
     DEFAULT_SIZE,
     UnpairedPointsSource,
     UnpairedSource,
     is_unpaired_folder,
-    load_unpaired_folder,
 )
 from gankit.errors import GankitError
 
@@ -32,6 +32,7 @@ __all__ = [
     "DataSource",
     "DataSpec",
     "ImageSource",
+    "StreamingUnpairedSource",
     "ToySource",
     "UnpairedPointsSource",
     "UnpairedSource",
@@ -171,9 +172,21 @@ def data_kind(name: str) -> str:
     return "points" if name.partition(":")[0] in TOY else "images"
 
 
-def open_data(name: str, seed: int = 0, image_size: int = 0) -> DataSource:
+def open_data(
+    name: str, seed: int = 0, image_size: int = 0, stream: str = "auto", workers: int = -1
+) -> DataSource:
     """A toy set by name, a named image set (mnist, fashion-mnist), a two-domain set (built-in or a
-    trainA/trainB folder, see ``gankit.data.unpaired``) or a class-folder path."""
+    trainA/trainB folder, see ``gankit.data.unpaired``) or a class-folder path.
+
+    ``stream`` ("auto", "true", "false") and ``workers`` (DataLoader processes, < 0: min(4,
+    CPUs)) choose how a trainA/trainB folder is read: see ``gankit.data.streaming``. Class
+    folders are always read into memory (one that would take over a quarter of it is refused).
+    """
+    if stream == "true" and not is_unpaired_folder(name):  # the rest is read into memory
+        raise GankitError(
+            f"stream=true reads trainA/trainB folders only; {name} is read into memory: "
+            "drop stream=true"
+        )
     if name.partition(":")[0] in TOY:
         return ToySource(toy_distribution(name), seed)
     if name in UNPAIRED_POINTS:
@@ -181,7 +194,7 @@ def open_data(name: str, seed: int = 0, image_size: int = 0) -> DataSource:
     if name in BUILDERS:
         return UnpairedSource(build(name, image_size), seed)
     if is_unpaired_folder(name):
-        return UnpairedSource(load_unpaired_folder(name, image_size or DEFAULT_SIZE), seed)
+        return open_unpaired_folder(name, image_size or DEFAULT_SIZE, seed, stream, workers)
     if name in IMAGE_DATASETS or Path(name).is_dir():
         size = image_size or None
         train = load_image_dataset(name, "train", size=size)

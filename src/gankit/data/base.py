@@ -61,6 +61,9 @@ class DataSource:
     spec: DataSpec
     preview_n: int  # samples in each picture written during training
     note: str = ""  # what loading converted or decided, shown once when a run starts
+    # batch(n, shard=(rank, world)) returns only that rank's rows of the global batch of n,
+    # decoding no others (gankit.data.streaming); other sources are sliced after batch(n)
+    shardable: bool = False
 
     def __init__(self, seed: int) -> None:
         self.generator = torch.Generator().manual_seed(seed)

@@ -32,6 +32,7 @@ from gankit.data.base import DataSource, DataSpec
 from gankit.data.images import (
     GREY_MODES,
     IMAGE_SUFFIXES,
+    WIDE_MODES,
     ImageDataset,
     hold_out,
     probe,
@@ -118,7 +119,7 @@ def _domain_files(root: Path, domain: str) -> tuple[list[Path], list[Path], list
     return kept[domain], held[domain], [f"no test{domain}: held out {k} train{domain} images"]
 
 
-def _read_square(path: Path, colour: bool, side: int) -> tuple[np.ndarray, bool]:
+def read_square(path: Path, colour: bool, side: int) -> tuple[np.ndarray, bool]:
     """Pixels (side, side, C) uint8 of ``path``: shorter side resized to ``side`` (bicubic), then
     centre-cropped; and whether the file was 16-bit."""
     im8, wide = read_8bit(path, colour, draft=side)
@@ -131,33 +132,64 @@ def _read_square(path: Path, colour: bool, side: int) -> tuple[np.ndarray, bool]
     return (pixels[:, :, None] if pixels.ndim == 2 else pixels), wide
 
 
-def _stack(files: list[Path], colour: bool, side: int, name: str) -> tuple[ImageDataset, int]:
-    """Decode ``files`` into an unlabelled ImageDataset (N, C, side, side); and the 16-bit count."""
-    read = read_all(files, lambda p: _read_square(p, colour, side))
+def _stack(files: list[Path], colour: bool, side: int, name: str) -> ImageDataset:
+    """Decode ``files`` into an unlabelled ImageDataset (N, C, side, side)."""
+    read = read_all(files, lambda p: read_square(p, colour, side))
     empty = np.zeros((0, side, side, 3 if colour else 1), np.uint8)
     pixels = np.stack([r[0] for r in read]) if read else empty
     images = torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
     labels = torch.zeros(len(images), dtype=torch.int64)
-    return ImageDataset(images, labels, [], name), sum(r[1] for r in read)
+    return ImageDataset(images, labels, [], name)
 
 
-def _load_domain(
-    root: Path, domain: str, size: int
-) -> tuple[ImageDataset, ImageDataset, list[str]]:
-    """(train at size * LOAD_SCALE, test at size, notes) of one domain of a folder."""
+@dataclass
+class DomainPlan:
+    """One domain of a folder as read from the file headers alone (no pixel decoded).
+
+    Attributes:
+        train, test: the image files of each split (test: testA/ or the held-out 10%).
+        colour: RGB (3 channels) when any image is in colour, else greyscale.
+        notes: what loading decided or converts.
+    """
+
+    train: list[Path]
+    test: list[Path]
+    colour: bool
+    notes: list[str]
+
+    def train_bytes(self, size: int) -> int:
+        """Bytes the decoded train images take in memory (uint8 at ``size`` * LOAD_SCALE)."""
+        return len(self.train) * (3 if self.colour else 1) * round(size * LOAD_SCALE) ** 2
+
+
+def plan_domain(root: Path, domain: str) -> DomainPlan:
+    """List and check the files of domain "A" or "B": every header is read (an unreadable file
+    or a decompression bomb is one error naming it) and the channels decided over both splits."""
     train_files, test_files, notes = _domain_files(root, domain)
-    grey = [mode in GREY_MODES for mode, _ in read_all(train_files + test_files, probe)]
+    modes = [mode for mode, _ in read_all(train_files + test_files, probe)]
+    grey = [mode in GREY_MODES for mode in modes]
     colour = not all(grey)  # decided over both splits so that they agree
     if colour and any(grey):
         notes.append(f"domain {domain}: mixed greyscale and colour images, all converted to RGB")
-    train, wide_train = _stack(train_files, colour, round(size * LOAD_SCALE), f"{root}/{domain}")
-    test, wide_test = _stack(test_files, colour, size, f"{root}/{domain}")
-    if wide_train + wide_test:
-        notes.append(f"domain {domain}: {wide_train + wide_test} 16-bit images scaled to 8 bit")
-    return train, test, notes
+    if wide := sum(mode in WIDE_MODES for mode in modes):
+        notes.append(f"domain {domain}: {wide} 16-bit images scaled to 8 bit")
+    return DomainPlan(train_files, test_files, colour, notes)
 
 
-def load_unpaired_folder(path: str | Path, size: int = DEFAULT_SIZE) -> UnpairedData:
+def plan_unpaired_folder(path: str | Path, size: int) -> tuple[DomainPlan, DomainPlan]:
+    """The plans of domains A and B of a trainA/trainB folder (see :func:`load_unpaired_folder`)."""
+    if size < 1:
+        raise GankitError(f"image size must be positive, got {size}; use e.g. 32")
+    root = Path(path).expanduser()
+    return plan_domain(root, "A"), plan_domain(root, "B")
+
+
+def load_unpaired_folder(
+    path: str | Path,
+    size: int = DEFAULT_SIZE,
+    plans: tuple[DomainPlan, DomainPlan] | None = None,
+    hold_train: bool = True,
+) -> UnpairedData:
     """Load ``DIR/{trainA,trainB}`` (and ``testA``, ``testB`` if present) into memory.
 
     Each image's shorter side is resized to the target (Pillow bicubic) and the centre square
@@ -176,6 +208,9 @@ def load_unpaired_folder(path: str | Path, size: int = DEFAULT_SIZE) -> Unpaired
     Args:
         path: the dataset folder DIR.
         size: side of the square images a batch holds.
+        plans: the folder's :func:`plan_unpaired_folder`, when already read.
+        hold_train: False leaves the train splits empty (0 images, the right channels), for a
+            source that streams them (:mod:`gankit.data.streaming`).
 
     Returns:
         An :class:`UnpairedData` with unlabelled domains and no hidden pairing.
@@ -184,11 +219,14 @@ def load_unpaired_folder(path: str | Path, size: int = DEFAULT_SIZE) -> Unpaired
         GankitError: trainA/trainB missing, a folder without images, an unreadable image (the
             message names the folder or file and the expected layout).
     """
-    if size < 1:
-        raise GankitError(f"image size must be positive, got {size}; use e.g. 32")
     root = Path(path).expanduser()
-    train_a, test_a, notes_a = _load_domain(root, "A", size)
-    train_b, test_b, notes_b = _load_domain(root, "B", size)
+    plan_a, plan_b = plans or plan_unpaired_folder(root, size)
+    splits = []
+    for domain, plan in (("A", plan_a), ("B", plan_b)):
+        train = plan.train if hold_train else []
+        splits.append(_stack(train, plan.colour, round(size * LOAD_SCALE), f"{root}/{domain}"))
+        splits.append(_stack(plan.test, plan.colour, size, f"{root}/{domain}"))
+    train_a, test_a, train_b, test_b = splits
     return UnpairedData(
         str(root),
         train_a,
@@ -197,7 +235,7 @@ def load_unpaired_folder(path: str | Path, size: int = DEFAULT_SIZE) -> Unpaired
         test_b,
         size,
         flip=True,
-        note="; ".join(notes_a + notes_b),
+        note="; ".join(plan_a.notes + plan_b.notes),
     )
 
 
@@ -369,6 +407,10 @@ class UnpairedSource(DataSource):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "stream" in state:  # the batches differ between the two ways of reading a folder
+            raise GankitError(
+                "this run streamed its training images from disk: resume it with stream=true"
+            )
         super().load_state_dict(state)
         self.orders, self.positions = list(state["orders"]), list(state["positions"])
 

@@ -252,7 +252,8 @@ def train_pair_classifiers(source: UnpairedSource, cfg: Any) -> dict[str, dict[s
 def train_unpaired_classifiers(name: str, cfg: Any) -> dict[str, dict[str, Any]]:
     """``gankit train classifier --data PAIR``: :func:`train_pair_classifiers` of a built-in pair
     or a trainA/trainB folder, at ``cfg.image_size`` (0: the data's default size)."""
-    source = open_data(name, 0, cfg.image_size)
+    # the classifiers train on every train image at once: read into memory, never streamed
+    source = open_data(name, 0, cfg.image_size, stream="false")
     if not isinstance(source, UnpairedSource):
         raise GankitError(f"{name} holds 2-D points: its metrics need no classifier")
     return train_pair_classifiers(source, cfg)

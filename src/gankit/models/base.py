@@ -5,6 +5,7 @@ iterations), computes its losses, zeroes grads and steps its optimisers. The tra
 logs, samples, evaluates and checkpoints.
 """
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, ClassVar
@@ -12,13 +13,18 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from gankit.conv import use_torch_kernels
 from gankit.data import DataSpec
+from gankit.distributed import local_rows, sync_optimizers
 from gankit.errors import GankitError
 from gankit.lipschitz import lipschitz_report
 from gankit.losses import gradient_norm, interpolate
-from gankit.nn_translation import require_inputs
+from gankit.nn_translation import channels_last, require_inputs
+from gankit.optim import Adam, ChannelsLastAdam, align_moments
 
 Batch = Tensor | tuple[Tensor, ...]
+# what train_step returns: detached 0-dim tensors (or floats), read by the trainer at log steps
+Logs = dict[str, Tensor | float]
 
 # the generator key that maps each way, for translation families (code names → paper: g_ab = G,
 # g_ba = F); `gankit translate/export --direction` and the translation metrics read it
@@ -56,6 +62,66 @@ class GANModel(nn.Module):
         self.spec = spec
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
+        self.impl = "gankit"  # the kernels as built; use_impl("torch") switches to torch's
+
+    def cpu_impl(self) -> str:
+        """The training kernels ``impl=auto`` picks on a CPU for this model: the faster of
+        "gankit" and "torch", as measured with ``benchmarks/impl_compile.py --impl`` (see
+        docs/benchmarks.md); on CUDA auto is always torch."""
+        return "gankit"
+
+    def use_impl(self, impl: str) -> None:
+        """Train with ``impl``'s kernels ("gankit" or "torch"); call before :meth:`setup`.
+
+        "torch": every gankit convolution runs torch's own forward (:func:`use_torch_kernels`),
+        4-D weights go back to the default (NCHW) layout, inputs are not made channels-last and
+        the optimisers are ``torch.optim.Adam(fused=True)``. Weights and state dicts are the
+        same, so a checkpoint loads under either.
+        """
+        self.impl = impl
+        if impl == "torch":
+            use_torch_kernels(self)
+            self.to(memory_format=torch.contiguous_format)
+
+    def conv_layout(self, x: Tensor) -> Tensor:
+        """Images in the layout this model's convolutions run fastest in: channels-last for
+        gankit's kernels (see ``gankit.conv``), unchanged for torch's."""
+        return channels_last(x) if self.impl == "gankit" else x
+
+    def fused_adam(self, params: list[nn.Parameter], **kwargs: Any) -> torch.optim.Optimizer:
+        """Adam with one fused kernel for all ``params``: gankit's ``ChannelsLastAdam`` (no
+        layout copies for channels-last weights, no dynamo import) or, for ``impl`` "torch",
+        ``torch.optim.Adam``; the same updates."""
+        cls = torch.optim.Adam if self.impl == "torch" else ChannelsLastAdam
+        return cls(params, fused=True, **kwargs)
+
+    def double_backward(self) -> list[str]:
+        """Names of the networks whose gradients are differentiated again (a gradient penalty's
+        critic): torch.compile does not support that, so ``compile=true`` leaves them eager."""
+        return []
+
+    def compile_networks(self) -> list[str]:
+        """torch.compile the forward of each network (direct child module) in place; returns
+        the names compiled. State-dict keys do not change.
+
+        Not ``module.compile()``: that compiles ``Module._call_impl``, a frame torch's dynamo
+        skips as torch code, so a network whose forward is torch's own (an ``nn.Sequential``
+        MLP) ran uncompiled.
+        """
+        eager = set(self.double_backward())
+        compiled = []
+        for name, net in self.named_children():
+            if name in eager:
+                continue
+            net.forward = torch.compile(net.forward)
+            compiled.append(name)
+        if eager:
+            warnings.warn(
+                f"compile=true: {', '.join(sorted(eager))} stays eager (its gradient penalty "
+                "needs a double backward, which torch.compile does not support)",
+                stacklevel=2,
+            )
+        return compiled
 
     @property
     def device(self) -> torch.device:
@@ -68,6 +134,7 @@ class GANModel(nn.Module):
         ``total_steps`` and then lowers it linearly to 0 (f = 0: constant; CycleGAN uses 0.5).
         """
         self.optimizers = self.configure_optimizers()
+        sync_optimizers(self.optimizers)  # several processes: gradients averaged before a step
         decay = getattr(self.cfg, "lr_decay", 0.0)
         start = total_steps * (1.0 - decay)
 
@@ -92,8 +159,10 @@ class GANModel(nn.Module):
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
 
-    def train_step(self, batches: Iterator[Batch], step: int) -> dict[str, float]:
-        """One generator update (and its critic updates); returns losses keyed ``loss/...``."""
+    def train_step(self, batches: Iterator[Batch], step: int) -> Logs:
+        """One generator update (and its critic updates); returns losses keyed ``loss/...`` as
+        detached tensors (or floats): reading a device value here would wait for the device
+        at every step, so the trainer reads them only when it logs."""
         raise NotImplementedError
 
     def generators(self) -> dict[str, nn.Module]:
@@ -152,6 +221,7 @@ class GANModel(nn.Module):
     def load_training_state(self, state: dict[str, Any]) -> None:
         for key, opt_state in state["optimizers"].items():
             self.optimizers[key].load_state_dict(opt_state)
+            align_moments(self.optimizers[key])  # saved under the other impl's weight layout
         for key, sched_state in state.get("schedulers", {}).items():
             sched = self.schedulers[key]
             sched.load_state_dict(sched_state)
@@ -169,22 +239,36 @@ class GANModel(nn.Module):
 
     def noise(self, n: int, z_dim: int, generator: torch.Generator | None = None) -> Tensor:
         """z ~ N(0, I), shape (n, z_dim): from ``generator`` on the CPU, else the device RNG."""
-        if generator is None:
-            return torch.randn(n, z_dim, device=self.device)
+        if generator is None:  # a training step's noise: every rank draws the global batch's
+            return local_rows(lambda m: torch.randn(m, z_dim, device=self.device), n)
         return torch.randn(n, z_dim, generator=generator).to(self.device)
 
 
 def player_optimizers(
-    opt: type[torch.optim.Optimizer], generator: nn.Module, critic: nn.Module, **kwargs: Any
+    opt: type[torch.optim.Optimizer],
+    generator: nn.Module,
+    critic: nn.Module,
+    *,
+    impl: str = "gankit",
+    **kwargs: Any,
 ) -> dict[str, torch.optim.Optimizer]:
     """The same optimiser for both players: keys "g" (generator) and "d" (discriminator/critic).
 
     Adam runs fused (one kernel for all parameters, CPU and CUDA): measured 121 vs 146 ms per
     MLP cGAN step at 32×32 on 2 cores, where the per-parameter loop re-reads every tensor.
+    With ``impl`` "torch", gankit's Adam becomes ``torch.optim.Adam`` (the same updates).
     """
+    if impl == "torch" and issubclass(opt, Adam):
+        opt = torch.optim.Adam
     if issubclass(opt, (torch.optim.Adam, torch.optim.AdamW)):
         kwargs = {"fused": True, **kwargs}
     return {"g": opt(generator.parameters(), **kwargs), "d": opt(critic.parameters(), **kwargs)}
+
+
+def exact_sum(*terms: Tensor) -> Tensor:
+    """Detached 0-dim losses summed in float64, as Python added their ``.item()`` values (a
+    float32 sum would round otherwise), without reading them back from the device."""
+    return sum((t.detach().double() for t in terms), start=torch.zeros((), dtype=torch.float64))
 
 
 @contextmanager

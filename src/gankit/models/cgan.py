@@ -22,7 +22,7 @@ from gankit import losses
 from gankit.config import option
 from gankit.data import DataSpec
 from gankit.errors import GankitError
-from gankit.models.base import Batch, GANModel, frozen, player_optimizers
+from gankit.models.base import Batch, GANModel, Logs, frozen, player_optimizers
 from gankit.nn import MLP, ConvCritic, ConvGenerator, init_weights
 from gankit.optim import Adam
 
@@ -169,23 +169,32 @@ class CGAN(GANModel):
             Adam,
             self.generator,
             self.discriminator,
+            impl=self.impl,
             lr=self.cfg.lr,
             betas=self.cfg.betas,
         )
 
-    def d_loss(self, real: Tensor, fake: Tensor, y: Tensor) -> tuple[Tensor, dict[str, float]]:
+    def double_backward(self) -> list[str]:
+        return ["discriminator"] if self.cfg.loss == "wgan-gp" else []
+
+    def cpu_impl(self) -> str:
+        # measured on the presets (docs/benchmarks.md, "impl"): the conv model trains faster on
+        # torch's kernels; the MLP model ties, and gankit's Adam then spares the dynamo import
+        return "torch" if self.cfg.arch == "conv" else "gankit"
+
+    def d_loss(self, real: Tensor, fake: Tensor, y: Tensor) -> tuple[Tensor, Logs]:
         # one pass over [real; fake]: a GEMM twice as tall runs closer to the CPU's peak, and
         # D normalises per sample (no BatchNorm), so the scores are those of two passes
         scores = self.discriminator(torch.cat([real, fake]), torch.cat([y, y]))
         loss = D_LOSS[self.cfg.loss](*scores.chunk(2))
-        logs = {"loss/d": loss.item()}
+        logs = {"loss/d": loss.detach()}
         if self.cfg.loss == "wgan-gp":
             gp = losses.gradient_penalty(self.discriminator, real, fake, y)
             loss = loss + self.cfg.gp_lambda * gp
-            logs["loss/gp"] = gp.item()
+            logs["loss/gp"] = gp.detach()
         return loss, logs
 
-    def train_step(self, batches: Iterator[Batch], step: int) -> dict[str, float]:
+    def train_step(self, batches: Iterator[Batch], step: int) -> Logs:
         # grads are freed right after each step, not just before the next backward, so G's and
         # D's never coexist; G's loss sees D frozen (no D weight grads, see ``frozen``)
         for _ in range(self.cfg.n_critic):
@@ -201,7 +210,7 @@ class CGAN(GANModel):
         loss_g.backward()
         self.optimizers["g"].step()
         self.optimizers["g"].zero_grad(set_to_none=True)
-        return {**logs, "loss/g": loss_g.item()}
+        return {**logs, "loss/g": loss_g.detach()}
 
     def generators(self) -> dict[str, nn.Module]:
         return {"generator": self.generator}

@@ -31,8 +31,9 @@ from torch import Tensor, nn
 from gankit import losses
 from gankit.config import option
 from gankit.data import DataSpec
+from gankit.distributed import local_rows
 from gankit.errors import GankitError
-from gankit.models.base import Batch, GANModel, frozen
+from gankit.models.base import Batch, GANModel, Logs, exact_sum, frozen
 from gankit.nn import init_weights
 from gankit.nn_translation import (
     TRANSLATION_SCHEDULE,
@@ -41,14 +42,12 @@ from gankit.nn_translation import (
     PatchDiscriminator,
     ResnetGenerator,
     UnetGenerator,
-    channels_last,
     colour_jitter,
     cycle_rows,
     image_shapes,
     require_inputs,
     translate_with,
 )
-from gankit.optim import ChannelsLastAdam
 
 
 @dataclass
@@ -185,7 +184,7 @@ class CycleGAN(GANModel):
         def adam(*modules: nn.Module) -> torch.optim.Optimizer:
             params = [p for m in modules for p in m.parameters()]
             # fused: one kernel for all parameters (see player_optimizers), with no layout copies
-            return ChannelsLastAdam(params, lr=self.cfg.lr, betas=self.cfg.betas, fused=True)
+            return self.fused_adam(params, lr=self.cfg.lr, betas=self.cfg.betas)
 
         return {"g": adam(self.g_ab, self.g_ba), "d": adam(*self.discriminators())}
 
@@ -221,7 +220,7 @@ class CycleGAN(GANModel):
 
     def generator_backward(
         self, real_a: Tensor, real_b: Tensor
-    ) -> tuple[Tensor, Tensor, dict[str, float], tuple[Tensor, Tensor] | None]:
+    ) -> tuple[Tensor, Tensor, Logs, tuple[Tensor, Tensor] | None]:
         """Back-propagate both generators' terms for real_a (B, C_a, H, W), real_b (B, C_b, H, W)
         in [-1, 1]: per direction adversarial + λ·cycle, then identity (and feature alignment).
 
@@ -246,33 +245,33 @@ class CycleGAN(GANModel):
         if self.ext.align is not None:  # an extension: F's term shares F(b)'s activations
             term, features = self.ext.align.generator_term(feats_a, feats_b)
             loss_ba = loss_ba + self.ext.align.weight * term
-            align_logs = {"loss/align": term.item()}
+            align_logs = {"loss/align": term.detach()}
         loss_ba.backward()
         logs = {
-            "loss/g": adv_ab.item() + adv_ba.item(),
-            "loss/g_ab": adv_ab.item(),
-            "loss/g_ba": adv_ba.item(),
-            "loss/cycle": cycle_a.item() + cycle_b.item(),
-            "loss/cycle_a": cycle_a.item(),
-            "loss/cycle_b": cycle_b.item(),
+            "loss/g": exact_sum(adv_ab, adv_ba),
+            "loss/g_ab": adv_ab.detach(),
+            "loss/g_ba": adv_ba.detach(),
+            "loss/cycle": exact_sum(cycle_a, cycle_b),
+            "loss/cycle_a": cycle_a.detach(),
+            "loss/cycle_b": cycle_b.detach(),
         }
         if self.identity > 0:
             logs["loss/identity"] = self.identity_backward(real_a, real_b, lam)
         return fake_a.detach(), fake_b.detach(), {**logs, **align_logs}, features
 
-    def identity_backward(self, real_a: Tensor, real_b: Tensor, lam: float) -> float:
+    def identity_backward(self, real_a: Tensor, real_b: Tensor, lam: float) -> Tensor:
         """Back-propagate λ_id·λ·(E‖G(b) − b‖₁ + E‖F(a) − a‖₁), one term at a time; their sum.
 
         Args:
             real_a: (B, C, H, W) and real_b: (B, C, H, W) in [-1, 1] (equal channel counts).
             lam: λ, the cycle weight the identity weight is a fraction of.
         """
-        idt = 0.0
+        terms = []
         for g, real in ((self.g_ab, real_b), (self.g_ba, real_a)):
             term = losses.recon_l1(real, g(real))
             (self.identity * lam * term).backward()
-            idt += term.item()
-        return idt
+            terms.append(term)
+        return exact_sum(*terms)
 
     def discriminator_loss(
         self,
@@ -281,7 +280,7 @@ class CycleGAN(GANModel):
         fake_a: Tensor,
         fake_b: Tensor,
         features: tuple[Tensor, Tensor] | None = None,
-    ) -> tuple[Tensor, dict[str, float]]:
+    ) -> tuple[Tensor, Logs]:
         """LSGAN losses ½E[(D(real) − 1)²] + ½E[D(fake)²] of d_a and d_b, the fakes drawn
         through the history pools; given F's ``features`` (of G(a), of b), plus D_feat's.
 
@@ -292,16 +291,16 @@ class CycleGAN(GANModel):
         """
         loss_a = losses.d_loss_lsgan(self.d_a(real_a), self.d_a(self.pool_a.query(fake_a)))
         loss_b = losses.d_loss_lsgan(self.d_b(real_b), self.d_b(self.pool_b.query(fake_b)))
-        logs = {"loss/d": loss_a.item() + loss_b.item(), "loss/d_a": loss_a.item()}
-        logs["loss/d_b"] = loss_b.item()
+        logs = {"loss/d": exact_sum(loss_a, loss_b), "loss/d_a": loss_a.detach()}
+        logs["loss/d_b"] = loss_b.detach()
         if features is None:
             return loss_a + loss_b, logs
         loss_feat = self.ext.align.discriminator_loss(*features)  # an extension
-        return loss_a + loss_b + loss_feat, {**logs, "loss/d_feat": loss_feat.item()}
+        return loss_a + loss_b + loss_feat, {**logs, "loss/d_feat": loss_feat.detach()}
 
-    def train_step(self, batches: Iterator[Batch], step: int) -> dict[str, float]:
+    def train_step(self, batches: Iterator[Batch], step: int) -> Logs:
         """One update of both generators, then of both discriminators, on one (xa, xb) batch."""
-        real_a, real_b = map(channels_last, next(batches))
+        real_a, real_b = map(self.conv_layout, next(batches))
         with frozen(*self.discriminators()):  # no gradient is spent on them here
             fake_a, fake_b, logs, features = self.generator_backward(real_a, real_b)
         self.optimizers["g"].step()
@@ -432,7 +431,19 @@ class CycleExtensions:
             (B, C, H, W), possibly outside [-1, 1]; ``fake`` itself when both are off.
         """
         back_in = colour_jitter(fake, self.jitter)
-        return back_in + self.noise * torch.randn_like(fake) if self.noise > 0 else back_in
+        if self.noise <= 0:
+            return back_in
+        layout = (
+            torch.channels_last
+            if fake.dim() == 4 and fake.is_contiguous(memory_format=torch.channels_last)
+            else torch.contiguous_format
+        )
+
+        def draw(m: int) -> Tensor:  # randn_like(fake) at m rows: filled in fake's memory order
+            shape = (m, *fake.shape[1:])
+            return torch.empty(shape, dtype=fake.dtype, device=fake.device, memory_format=layout)
+
+        return back_in + self.noise * local_rows(lambda m: draw(m).normal_(), len(fake))
 
     def generate(self, net: nn.Module, x: Tensor) -> tuple[Tensor, Tensor | None]:
         """net(x) (B, C_out, H, W) and, when feature alignment is on, the bottleneck features

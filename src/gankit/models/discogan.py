@@ -28,18 +28,16 @@ from gankit import losses
 from gankit.config import option
 from gankit.data import DataSpec
 from gankit.errors import GankitError
-from gankit.models.base import Batch, GANModel, frozen
+from gankit.models.base import Batch, GANModel, Logs, frozen
 from gankit.nn import MLP, ConvCritic, PointCritic, init_weights
 from gankit.nn_translation import (
     TRANSLATION_SCHEDULE,
     EncoderDecoderGenerator,
-    channels_last,
     grid_columns,
     image_shapes,
     require_inputs,
     translate_with,
 )
-from gankit.optim import ChannelsLastAdam
 
 # variant → (reconstruct A through G_BA, train the B → A direction too)
 VARIANTS = {"gan": (False, False), "gan-recon": (True, False), "discogan": (True, True)}
@@ -97,7 +95,7 @@ class DiscoGAN(GANModel):
     """g_ab, g_ba, d_a, d_b on unpaired (xa, xb) batches; ``variant`` picks the loss terms."""
 
     Config = DiscoGANConfig
-    # the paper's batch 64 at ngf = ndf = 32 keeps a 4000-step image run within a CPU session
+    # the paper's batch 64 at ngf = ndf = 32 keeps a 4000-step image run to minutes on a CPU
     # (run times in docs/results/discogan.md)
     train_defaults = {**TRANSLATION_SCHEDULE, "steps": 4000, "batch_size": 64, "eval_samples": 1000}
     # 2-D toy: the paper's reconstruction weight 1 leaves modes of B uncovered; 10 covers them
@@ -133,44 +131,44 @@ class DiscoGAN(GANModel):
         def adam(*modules: nn.Module | None) -> torch.optim.Optimizer:
             params = [p for m in modules if m is not None for p in m.parameters()]
             # fused: one kernel for all parameters (see player_optimizers), with no layout copies
-            return ChannelsLastAdam(params, lr=self.cfg.lr, betas=self.cfg.betas, fused=True)
+            return self.fused_adam(params, lr=self.cfg.lr, betas=self.cfg.betas)
 
         return {"g": adam(self.g_ab, self.g_ba), "d": adam(self.d_b, self.d_a)}
 
     def discriminator_loss(
         self, real_a: Tensor, real_b: Tensor, fake_a: Tensor | None, fake_b: Tensor
-    ) -> tuple[Tensor, dict[str, float]]:
+    ) -> tuple[Tensor, Logs]:
         """BCE losses of d_b (and d_a when both directions train) on detached fakes."""
         loss = losses.d_loss_bce(self.d_b(real_b), self.d_b(fake_b.detach()))
-        logs = {"loss/d_b": loss.item()}
+        logs = {"loss/d_b": loss.detach()}
         if fake_a is not None:
             loss_a = losses.d_loss_bce(self.d_a(real_a), self.d_a(fake_a.detach()))
-            logs["loss/d_a"] = loss_a.item()
+            logs["loss/d_a"] = loss_a.detach()
             loss = loss + loss_a
-        return loss, {"loss/d": loss.item(), **logs}
+        return loss, {"loss/d": loss.detach(), **logs}
 
     def generator_loss(
         self, real_a: Tensor, real_b: Tensor, fake_a: Tensor | None, fake_b: Tensor
-    ) -> tuple[Tensor, dict[str, float]]:
+    ) -> tuple[Tensor, Logs]:
         """L_GAN_B [+ L_CONST_A] [+ L_GAN_A + L_CONST_B], as ``variant`` says."""
         w = self.cfg.recon_weight
         adv = losses.g_loss_nonsaturating(self.d_b(fake_b))
-        logs = {"loss/g_ab": adv.item()}
+        logs = {"loss/g_ab": adv.detach()}
         rec = real_a.new_zeros(())
         if self.reconstruct_a:
             rec = self.recon(real_a, self.g_ba(fake_b))
-            logs["loss/recon_a"] = rec.item()
+            logs["loss/recon_a"] = rec.detach()
         if fake_a is not None:
             adv_a = losses.g_loss_nonsaturating(self.d_a(fake_a))
             rec_b = self.recon(real_b, self.g_ab(fake_a))
-            logs.update({"loss/g_ba": adv_a.item(), "loss/recon_b": rec_b.item()})
+            logs.update({"loss/g_ba": adv_a.detach(), "loss/recon_b": rec_b.detach()})
             adv, rec = adv + adv_a, rec + rec_b
-        logs.update({"loss/g": adv.item(), "loss/recon": rec.item()})
+        logs.update({"loss/g": adv.detach(), "loss/recon": rec.detach()})
         return adv + w * rec, logs
 
-    def train_step(self, batches: Iterator[Batch], step: int) -> dict[str, float]:
+    def train_step(self, batches: Iterator[Batch], step: int) -> Logs:
         """A discriminator update on G's current translations, then a generator update."""
-        real_a, real_b = map(channels_last, next(batches))
+        real_a, real_b = map(self.conv_layout, next(batches))
         fake_b = self.g_ab(real_a)
         fake_a = self.g_ba(real_b) if self.both else None
         loss_d, logs = self.discriminator_loss(real_a, real_b, fake_a, fake_b)

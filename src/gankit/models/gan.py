@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from gankit import losses
 from gankit.config import option
 from gankit.data import DataSpec
-from gankit.models.base import Batch, GANModel, critic_diagnostics, player_optimizers
+from gankit.models.base import Batch, GANModel, Logs, critic_diagnostics, player_optimizers
 from gankit.nn import build_critic, build_generator, init_weights
 from gankit.optim import Adam
 
@@ -54,11 +54,12 @@ class GAN(GANModel):
             Adam,
             self.generator,
             self.discriminator,
+            impl=self.impl,
             lr=self.cfg.lr,
             betas=self.cfg.betas,
         )
 
-    def train_step(self, batches: Iterator[Batch], step: int) -> dict[str, float]:
+    def train_step(self, batches: Iterator[Batch], step: int) -> Logs:
         for _ in range(self.cfg.d_steps):
             real = self.real(next(batches))
             fake = self.generator(self.noise(len(real), self.cfg.z_dim)).detach()
@@ -71,7 +72,7 @@ class GAN(GANModel):
         self.optimizers["g"].zero_grad(set_to_none=True)
         loss_g.backward()
         self.optimizers["g"].step()
-        return {"loss/d": loss_d.item(), "loss/g": loss_g.item()}
+        return {"loss/d": loss_d.detach(), "loss/g": loss_g.detach()}
 
     def generators(self) -> dict[str, nn.Module]:
         return {"generator": self.generator}

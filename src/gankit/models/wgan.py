@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from gankit import losses
 from gankit.config import option
 from gankit.data import DataSpec
-from gankit.models.base import Batch, GANModel, critic_diagnostics, player_optimizers
+from gankit.models.base import Batch, GANModel, Logs, critic_diagnostics, player_optimizers
 from gankit.nn import build_critic, build_generator, init_weights
 
 
@@ -68,17 +68,17 @@ class WGAN(GANModel):
             return 100
         return self.cfg.n_critic
 
-    def critic_loss(self, real: Tensor, fake: Tensor) -> tuple[Tensor, dict[str, float]]:
+    def critic_loss(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Logs]:
         """E[f(fake)] − E[f(real)]; subclasses add their Lipschitz penalty here."""
         loss = losses.d_loss_wasserstein(self.critic(real), self.critic(fake))
-        return loss, {"loss/d": loss.item()}
+        return loss, {"loss/d": loss.detach()}
 
     @torch.no_grad()
     def after_critic_step(self) -> None:
         for p in self.critic.parameters():
             p.clamp_(-self.cfg.clip, self.cfg.clip)
 
-    def train_step(self, batches: Iterator[Batch], step: int) -> dict[str, float]:
+    def train_step(self, batches: Iterator[Batch], step: int) -> Logs:
         for _ in range(self.critic_iterations(step)):
             real = self.real(next(batches))
             fake = self.generator(self.noise(len(real), self.cfg.z_dim)).detach()
@@ -92,7 +92,7 @@ class WGAN(GANModel):
         self.optimizers["g"].zero_grad(set_to_none=True)
         loss_g.backward()
         self.optimizers["g"].step()
-        return {**logs, "loss/g": loss_g.item(), "em_estimate": -logs["loss/d"]}
+        return {**logs, "loss/g": loss_g.detach(), "em_estimate": -logs["loss/d"]}
 
     def generators(self) -> dict[str, nn.Module]:
         return {"generator": self.generator}

@@ -16,7 +16,7 @@ from torch import Tensor
 from gankit import losses
 from gankit.config import option
 from gankit.data import DataSpec
-from gankit.models.base import player_optimizers
+from gankit.models.base import Logs, player_optimizers
 from gankit.models.wgan import WGAN
 from gankit.nn import refuse_batchnorm
 from gankit.optim import Adam
@@ -71,17 +71,20 @@ class WGANGP(WGAN):
 
     def configure_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return player_optimizers(
-            Adam, self.generator, self.critic, lr=self.cfg.lr, betas=self.cfg.betas
+            Adam, self.generator, self.critic, impl=self.impl, lr=self.cfg.lr, betas=self.cfg.betas
         )
 
-    def critic_loss(self, real: Tensor, fake: Tensor) -> tuple[Tensor, dict[str, float]]:
+    def double_backward(self) -> list[str]:
+        return ["critic"] if self.cfg.constraint == "gp" else []
+
+    def critic_loss(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Logs]:
         wasserstein = losses.d_loss_wasserstein(self.critic(real), self.critic(fake))
         if self.cfg.constraint == "sn":
-            return wasserstein, {"loss/d": wasserstein.item()}
+            return wasserstein, {"loss/d": wasserstein.detach()}
         gp = losses.gradient_penalty(self.critic, real, fake)
         return wasserstein + self.cfg.gp_lambda * gp, {
-            "loss/d": wasserstein.item(),
-            "loss/gp": gp.item(),
+            "loss/d": wasserstein.detach(),
+            "loss/gp": gp.detach(),
         }
 
     def after_critic_step(self) -> None:
