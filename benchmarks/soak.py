@@ -216,12 +216,16 @@ def running_with(arg: str) -> list[int]:
 
 
 def kill_orphans(run_dir: Path) -> int:
-    """After a launch ended: the processes of the run still alive after ORPHAN_GRACE, killed."""
+    """After a launch ended: the processes of the run still alive after ORPHAN_GRACE, killed
+    (returns once they are gone)."""
     deadline = time.monotonic() + ORPHAN_GRACE
     while (left := running_with(str(run_dir))) and time.monotonic() < deadline:
         time.sleep(0.05)
     for pid in left:
         signal_quietly(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10  # SIGKILL is delivered asynchronously: wait until they died
+    while set(left) & set(running_with(str(run_dir))) and time.monotonic() < deadline:
+        time.sleep(0.02)
     return len(left)
 
 

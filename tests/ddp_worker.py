@@ -78,6 +78,7 @@ def main(out: str, names: list[str]) -> None:
         result = run_case(name)
         if world.main:
             torch.save(result, Path(out) / f"{name}.pt")
+    distributed.finish()
 
 
 if __name__ == "__main__":

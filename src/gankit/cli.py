@@ -341,6 +341,7 @@ def _train(args: argparse.Namespace) -> None:
     metrics = api.fit(run, run_dir)
     if main:
         print(json.dumps({"run_dir": str(run_dir), "step": run.step, **metrics}))
+    distributed.finish()
 
 
 def _train_classifier(data: str | None, overrides: list[str]) -> None:
