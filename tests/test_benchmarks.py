@@ -82,6 +82,9 @@ def test_time_to_quality_first_crossing_needs_every_threshold_at_one_evaluation(
     assert ttq["first_crossing"](evals[:2], toy, t0=100.0) is None
     assert ttq["first_crossing"](evals, {"eval/cond_accuracy": 0.97}, t0=100.0) is None
     assert not ttq["meets"]({"eval/modes": 8.0}, toy)  # a missing key is not met
+    at_95 = {"eval/label_preservation_ab": 0.95}  # 475 of 500, logged from float32
+    assert ttq["meets"]({"eval/label_preservation_ab": 0.949999988079071}, at_95)
+    assert not ttq["meets"]({"eval/label_preservation_ab": 0.948}, at_95)
     # met at 3,000 and held to the end from then; a dip after a first crossing restarts "held"
     assert ttq["held_from"](evals, toy, t0=100.0) == {"step": 3000, "seconds": 30.5}
     dipped = [*evals, {"step": 5000, "time": 150.0, "eval/modes": 8.0, "eval/high_quality": 0.8}]
