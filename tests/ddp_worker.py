@@ -83,3 +83,4 @@ def main(out: str, names: list[str]) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1], sys.argv[2:])
+    distributed.exit_process(0)

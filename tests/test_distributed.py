@@ -124,6 +124,13 @@ def test_processes_that_finish_together_exit_cleanly(tmp_path):
         assert done.returncode == 0, failure(done)
 
 
+def test_alone_finishing_is_a_plain_exit():
+    distributed.finish()  # no group to leave: nothing happens
+    with pytest.raises(SystemExit) as exited:
+        distributed.exit_process(3)
+    assert exited.value.code == 3
+
+
 def test_a_batch_that_does_not_split_over_the_processes_is_one_line(monkeypatch):
     monkeypatch.setattr(distributed, "_WORLD", distributed.World(rank=1, size=2))
     with pytest.raises(GankitError, match="batch_size=5 does not split over 2 processes"):

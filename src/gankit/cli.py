@@ -341,7 +341,9 @@ def _train(args: argparse.Namespace) -> None:
     metrics = api.fit(run, run_dir)
     if main:
         print(json.dumps({"run_dir": str(run_dir), "step": run.step, **metrics}))
-    distributed.finish()
+    if distributed.world().size > 1:  # under torchrun: leave together, skip the teardown
+        distributed.finish()
+        distributed.exit_process(0)
 
 
 def _train_classifier(data: str | None, overrides: list[str]) -> None:
