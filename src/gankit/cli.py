@@ -341,9 +341,7 @@ def _train(args: argparse.Namespace) -> None:
     metrics = api.fit(run, run_dir)
     if main:
         print(json.dumps({"run_dir": str(run_dir), "step": run.step, **metrics}))
-    if distributed.world().size > 1:  # under torchrun: leave together, skip the teardown
-        distributed.finish()
-        distributed.exit_process(0)
+    distributed.finish()  # under torchrun: every process leaves the group together
 
 
 def _train_classifier(data: str | None, overrides: list[str]) -> None:
@@ -510,9 +508,13 @@ def main(argv: list[str] | None = None) -> int:
     shown = warnings.formatwarning
     warnings.formatwarning = _one_line_warning  # type: ignore[assignment]
     try:
-        return _main(argv)
+        code = _main(argv)
     finally:
         warnings.formatwarning = shown
+    joined = sys.modules.get("gankit.distributed")  # imported only by commands that train
+    if joined is not None and joined.world().size > 1:
+        joined.exit_process(code)  # a torchrun worker: finished, stopped or failed alike
+    return code
 
 
 def _main(argv: list[str] | None) -> int:
