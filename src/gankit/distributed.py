@@ -118,7 +118,7 @@ def finish() -> None:
 
 def exit_process(code: int = 0) -> NoReturn:
     """Exit with ``code``. After a multi-process run, skip the interpreter's and C++'s teardown:
-    torch 2.13's gloo can abort in C++ static destructors once Python has finished (SIGABRT,
+    torch 2.13's gloo can abort in its C++ teardown once Python has finished (SIGABRT,
     "terminate called without an active exception"; tests/ddp_worker.py under torchrun failed 2
     launches in 12 without :func:`finish`, 1 in 30 with it, and 0 in 40 exiting this way). Open
     files are closed by then (the trainer closes its writers, checkpoints are synced to disk);
